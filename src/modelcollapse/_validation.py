@@ -1,0 +1,93 @@
+"""One place for input checks, one message format.
+
+Every check names the argument, the rule and the value it got, in the form
+"The 'n' parameter of simulate must be an int in the range [1, inf). Got 0 instead."
+Wrong types raise ``TypeError``, wrong values ``ValueError``; the CLI turns either into one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+#: Largest deviation of sum(p) from 1 accepted before renormalising a probability vector.
+SUM_TOLERANCE = 1e-6
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None,
+              where: str = "simulate") -> int:
+    """Return ``value`` as an int inside [low, high], or raise with the house message."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"The '{name}' parameter of {where} must be an int. "
+                        f"Got {_describe(value)} instead.")
+    value = int(value)
+    lo = "-inf" if low is None else str(low)
+    hi = "inf)" if high is None else f"{high}]"
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"The '{name}' parameter of {where} must be an int in the range "
+                         f"[{lo}, {hi}. Got {value} instead.")
+    return value
+
+
+def check_float(value: object, name: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, where: str = "simulate") -> float:
+    """Return ``value`` as a finite float inside the interval, or raise with the house message."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"The '{name}' parameter of {where} must be a float. "
+                        f"Got {_describe(value)} instead.")
+    value = float(value)
+    bad = not math.isfinite(value)
+    bad |= low is not None and (value < low or (low_open and value == low))
+    bad |= high is not None and value > high
+    if bad:
+        left = "(" if low_open else "["
+        lo = "-inf" if low is None else repr(low)
+        hi = "inf)" if high is None else f"{high!r}]"
+        raise ValueError(f"The '{name}' parameter of {where} must be a float in the range "
+                         f"{left}{lo}, {hi}. Got {value!r} instead.")
+    return value
+
+
+def check_probabilities(p: object, name: str = "p0", *, where: str = "simulate") -> np.ndarray:
+    """Validate a probability vector (or a stack of them, one per context) and return it as float64.
+
+    Rows must be finite, non-negative and sum to 1 within ``SUM_TOLERANCE``; they are then
+    renormalised so that samplers see sums of exactly 1 to rounding.
+    """
+    try:
+        arr = np.array(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"The '{name}' parameter of {where} must be an array of probabilities. "
+                        f"Got {_describe(p)} instead.") from None
+    if arr.ndim not in (1, 2) or arr.shape[-1] < 1 or arr.size == 0:
+        raise ValueError(f"The '{name}' parameter of {where} must be a non-empty vector (vocab,) "
+                         f"or matrix (contexts, vocab). Got shape {arr.shape} instead.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"The '{name}' parameter of {where} must contain only finite numbers. "
+                         f"Got NaN or inf instead.")
+    if np.any(arr < 0):
+        raise ValueError(f"The '{name}' parameter of {where} must be non-negative. "
+                         f"Got a minimum of {arr.min()!r} instead.")
+    sums = arr.sum(axis=-1)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if worst > SUM_TOLERANCE:
+        raise ValueError(f"The '{name}' parameter of {where} must sum to 1 (tolerance "
+                         f"{SUM_TOLERANCE:g}). Got a sum of {float(np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))])!r} instead.")
+    return arr / sums[..., None] if arr.ndim == 2 else arr / sums
+
+
+def check_choice(value: object, name: str, choices: list[str] | tuple[str, ...], *,
+                 where: str = "simulate") -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"The '{name}' parameter of {where} must be one of "
+                         f"{sorted(choices)}. Got {_describe(value)} instead.")
+    return str(value)

@@ -1,0 +1,87 @@
+"""``modelcollapse simulate``: run the statistical loop from flags or a TOML spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..api import simulate
+from ..results import atomic_write_text
+from ..spec import SimulationSpec, load_spec
+from ._common import echo_json, input_errors
+
+
+
+def _text_summary(summary: dict) -> str:
+    gens = summary["generations"]
+    lines = [
+        f"scenario           {summary['scenario']}",
+        f"p(0)               vocab {summary['vocab']}, support {summary['support']}, "
+        f"S0 {summary['S0']}",
+        f"runs × generations {summary['runs']} × {gens} (contexts {summary['contexts']})",
+        f"seed entropy       {summary['seed_entropy']}",
+    ]
+    if summary["collapse_time_mean"] is not None:
+        lines.append(f"collapse time T    {summary['collapse_time_mean']:.2f} ± "
+                     f"{summary['collapse_time_se'] or 0:.2f} (se) over "
+                     f"{summary['collapsed_runs']} collapsed runs; "
+                     f"{summary['censored_runs']} censored")
+    else:
+        lines.append(f"collapse time T    no run collapsed in {gens} generations")
+    for metric in ("sigma", "l1_to_first"):
+        if f"{metric}_mean" in summary:
+            mean, se = summary[f"{metric}_mean"][-1], summary[f"{metric}_se"][-1]
+            lines.append(f"{metric:<18} {mean:.4f} ± {se or 0:.4f} (se) at generation {gens}")
+    return "\n".join(lines)
+
+
+@click.command("simulate")
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML spec with the same fields.")
+@click.option("--vocab", type=int, help="Vocabulary size s.")
+@click.option("--support", type=int, help="Support size of p(0).")
+@click.option("--S0", "S0", type=float, help="Σ p_i² of p(0).")
+@click.option("--p0", type=click.Path(dir_okay=False), help="p(0) from .npy/.txt/.csv/.json.")
+@click.option("--family", type=click.Choice(["target", "zipf", "dirichlet", "uniform"]))
+@click.option("--contexts", type=int, help="Independent contexts (Fig. 1 uses 81).")
+@click.option("--scenario", type=str, help="fully-synthetic, partially-synthetic, most-recent, …")
+@click.option("--n", "n", type=int, help="Synthetic samples per generation.")
+@click.option("--N", "N", type=int, help="Real samples per generation.")
+@click.option("--K", "K", type=int, help="Window size (most-recent).")
+@click.option("--window-split", "window_split", type=click.Choice(["even", "literal"]))
+@click.option("--generations", type=int)
+@click.option("--runs", type=int)
+@click.option("--seed", type=int)
+@click.option("--backend", type=click.Choice(["numpy", "torch"]))
+@click.option("--device", type=str, help="cpu or cuda (torch backend).")
+@click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
+@click.option("--out", type=click.Path(file_okay=False), help="Write result, summary and plot here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+def command(config, metrics, out, fmt, progress, **flags) -> None:
+    """Simulate the recursive train-generate loop and summarise collapse."""
+    with input_errors():
+        given = {k: v for k, v in flags.items() if v is not None}
+        if metrics is not None:
+            given["metrics"] = tuple(m.strip() for m in metrics.split(",") if m.strip())
+        spec = load_spec(config, **given) if config else SimulationSpec(**given)
+        if out is not None and Path(out).exists() and not Path(out).is_dir():
+            raise ValueError(f"'out' must be a directory; {out!r} is a file")
+    result = simulate(spec, progress=progress)
+    summary = result.summary()
+    if out is not None:
+        from ..plots import simulation_figure
+
+        out = Path(out)
+        result.save(out / "result.zarr")
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        simulation_figure(result, out / "simulation.png")
+    if fmt == "json":
+        echo_json(summary)
+    else:
+        click.echo(_text_summary(summary))
+        if out is not None:
+            click.echo(f"wrote {out / 'result.zarr'}, {out / 'summary.json'}, "
+                       f"{out / 'simulation.png'}")

@@ -1,0 +1,302 @@
+"""The recursive train-generate loop of the statistical model (paper §2.2, eq. 5), numpy backend.
+
+State: for every row (= one run × one context) each stored model is kept as its training
+tokens (eq. 2: the fitted model is their empirical distribution) plus their counts over the
+live support. A generation asks the scenario for the training set of model m, counts it,
+and records the metrics. Every run and context advances in one vectorised step.
+
+Two facts keep it fast: drawing from a model is an index draw and a gather (see sampling.py),
+and a run that is *absorbed* — its last ``scenario.lag`` models are the same Dirac mass and no
+real data feeds it — can never change again, so it leaves the batch and its remaining metrics
+are filled in exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._validation import check_choice, check_int, check_probabilities
+from .metrics import absorbed_values, count_metrics, distribution_metrics, resolve_metrics
+from .results import Result, build_result
+from .rng import RUN_BLOCK, resolve_entropy
+from .sampling import (
+    TOKEN_DTYPE,
+    RowStreams,
+    count_tokens,
+    draw_from_p0,
+    draw_tokens,
+    inverse_cdf_table,
+    rows_per_block,
+)
+from .scenarios import Scenario
+
+__all__ = ["run_loop", "Model", "History"]
+
+
+@dataclass
+class Model:
+    """A fitted model per row: its training tokens (rows, n^(m)) and their counts (rows, k)."""
+
+    tokens: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.tokens.shape[1]
+
+    def keep(self, mask: np.ndarray) -> Model:
+        return Model(self.tokens[mask], self.counts[mask])
+
+
+class History:
+    """What a scenario may draw on when it builds model m (see scenarios.py)."""
+
+    def __init__(self, scenario: Scenario, p_live: np.ndarray, row_context: np.ndarray,
+                 streams: RowStreams, n_generations: int):
+        self.scenario = scenario
+        self.n_live = p_live.shape[1]
+        self.row_context = row_context
+        self.streams = streams
+        self._cdf = inverse_cdf_table(p_live)
+        self._models: dict[int, Model] = {}
+        self._corpus: Model | None = None
+        self._published: np.ndarray | None = None
+        self._pool: np.ndarray | None = None
+        self._capacity = n_generations + 1
+
+    # --- what scenarios call -------------------------------------------------------------
+    def draw(self, t: int, size: int) -> np.ndarray:
+        """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
+        if t == 0:
+            return draw_from_p0(self._cdf, self.n_live, self.row_context, size, self.streams)
+        return draw_tokens(self._models[t].tokens, size, self.streams)
+
+    def corpus(self) -> np.ndarray:
+        """The fixed real corpus, (rows, N): drawn from p(0) once, reused every generation."""
+        return self.corpus_model().tokens
+
+    def corpus_model(self) -> Model:
+        if self._corpus is None:
+            size = self.scenario.corpus_size()
+            self._corpus = self.model(self.draw(0, size))
+        return self._corpus
+
+    def model(self, tokens: np.ndarray, base: Model | None = None) -> Model:
+        """Fit a model on ``tokens`` (eq. 2), after the training tokens of ``base`` if given."""
+        tokens = tokens.astype(TOKEN_DTYPE, copy=False)
+        counts = count_tokens(tokens, self.n_live)
+        if base is None:
+            return Model(tokens, counts)
+        return Model(np.concatenate([base.tokens, tokens], axis=1), base.counts + counts)
+
+    def stored(self, t: int) -> Model:
+        return self._models[t]
+
+    def draw_pooled(self, m: int, size: int) -> np.ndarray:
+        """Draws for the random pool (§4.2): each sample's source generation is uniform on
+        0 … m−1; generation 0 is p(0), generation t ≥ 1 the model p(t)."""
+        source = self.streams.integers(m, size)
+        real = self.draw(0, size)
+        if m == 1:
+            return real
+        index = self.streams.integers(self._pool.shape[2], size)
+        rows = np.arange(source.shape[0])[:, None]
+        synthetic = self._pool[np.maximum(source, 1), rows, index]
+        return np.where(source == 0, real, synthetic)
+
+    def publish(self, t: int, tokens: np.ndarray) -> None:
+        """Keep the data model t generated (accumulate scenarios); the corpus comes first."""
+        if self._published is None:
+            self._published = self.corpus()
+        self._published = np.concatenate([self._published, tokens.astype(TOKEN_DTYPE)], axis=1)
+
+    def subsample_published(self, size: int) -> np.ndarray:
+        """``size`` samples per row drawn without replacement from all published data."""
+        pool = self._published
+        if size >= pool.shape[1]:
+            return pool.copy()
+        keys = self.streams.random(pool.shape[1])
+        chosen = np.argpartition(keys, size - 1, axis=1)[:, :size]
+        return np.take_along_axis(pool, chosen, axis=1)
+
+    # --- what the loop calls ----------------------------------------------------------------
+    def store(self, m: int, model: Model) -> None:
+        self._models[m] = model
+        lag = self.scenario.lag
+        if lag is not None:
+            self._models.pop(m - lag, None)
+        elif self.scenario.pooled:
+            # The pool draws from every earlier model: one preallocated array, tokens only.
+            del self._models[m]
+            if self._pool is None:
+                shape = (self._capacity, model.tokens.shape[0], model.size)
+                self._pool = np.zeros(shape, dtype=TOKEN_DTYPE)
+            self._pool[m] = model.tokens
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop rows (runs that stopped) everywhere."""
+        self.row_context = self.row_context[mask]
+        self.streams.keep(mask)
+        self._models = {t: model.keep(mask) for t, model in self._models.items()}
+        if self._corpus is not None:
+            self._corpus = self._corpus.keep(mask)
+        if self._published is not None:
+            self._published = self._published[mask]
+        if self._pool is not None:
+            self._pool = self._pool[:, mask]
+
+
+def _live_support(p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map each context's support to live coordinates 0 … k−1 (k = largest support).
+
+    Returns ``p_live`` (contexts, k), zero-padded, and ``token_ids`` (contexts, k): the
+    vocabulary id of each live coordinate (−1 for padding).
+    """
+    k = int(np.count_nonzero(p0 > 0, axis=1).max())
+    p_live = np.zeros((p0.shape[0], k))
+    token_ids = np.full((p0.shape[0], k), -1, dtype=np.int64)
+    for c, row in enumerate(p0):
+        ids = np.flatnonzero(row > 0)
+        p_live[c, : ids.size] = row[ids]
+        token_ids[c, : ids.size] = ids
+    return p_live, token_ids
+
+
+def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: int,
+             seed: int | np.random.SeedSequence | None = None,
+             metrics: Sequence[str] | None = None, stop_when_absorbed: bool = True,
+             chunk_runs: int | None = None, progress: bool | None = None,
+             backend: str = "numpy", device: str = "cpu", spec: dict | None = None) -> Result:
+    """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
+
+    ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
+    context an independent chain (eq. 2 fits every context separately). Runs are processed in
+    chunks of ``chunk_runs`` (a multiple of the run block; default: all at once); results do
+    not depend on it. Returns a :class:`~modelcollapse.results.Result` whose arrays have dims
+    (run, context, generation) with generation 0 = p(0).
+
+    ``backend="torch"`` runs the same loop with PyTorch on ``device`` ("cpu" or "cuda");
+    each backend is reproducible on its own, and the two agree in distribution.
+    """
+    p0 = check_probabilities(p0, "p0")
+    p0 = p0[None, :] if p0.ndim == 1 else p0
+    n_runs = check_int(n_runs, "runs", low=1)
+    n_generations = check_int(n_generations, "generations", low=1)
+    names = resolve_metrics(metrics)
+    entropy = resolve_entropy(seed)
+    chunk = n_runs if chunk_runs is None else check_int(chunk_runs, "chunk_runs", low=1)
+    if chunk % RUN_BLOCK and chunk < n_runs:
+        raise ValueError(f"The 'chunk_runs' parameter of simulate must be a multiple of "
+                         f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
+
+    check_choice(backend, "backend", ("numpy", "torch"))
+    if backend == "torch":
+        from .torch_backend import run_loop_torch
+
+        return run_loop_torch(p0, scenario, n_runs=n_runs, n_generations=n_generations,
+                              entropy=entropy, names=names, chunk_runs=chunk_runs,
+                              progress=progress, device=device, spec=spec)
+    p_live, token_ids = _live_support(p0)
+    n_contexts = p0.shape[0]
+    store = _Store(n_runs * n_contexts, n_generations, names)
+    bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
+               desc=scenario.name, leave=False)
+    for first_run in range(0, n_runs, chunk):
+        runs = min(chunk, n_runs - first_run)
+        rows = slice(first_run * n_contexts, (first_run + runs) * n_contexts)
+        _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
+                   stop_when_absorbed, store, rows, bar)
+    bar.close()
+    return build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
+                        names, scenario=scenario, entropy=entropy, spec=spec)
+
+
+def _disable(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+class _Store:
+    """Output arrays over all rows: metrics (rows, G+1) and per-row outcomes."""
+
+    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str]):
+        self.arrays = {name: np.full((n_rows, n_generations + 1),
+                                     False if name == "collapsed" else np.nan,
+                                     dtype=bool if name == "collapsed" else np.float64)
+                       for name in names}
+        self.outcomes = {"collapse_time": np.full(n_rows, np.nan),
+                         "absorption_time": np.full(n_rows, np.nan),
+                         "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
+
+
+def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
+               stop_when_absorbed, store, rows, bar) -> None:
+    n_contexts, k = p_live.shape
+    row_context = np.tile(np.arange(n_contexts), runs)
+    streams = RowStreams(entropy, first_run // RUN_BLOCK, rows_per_block(runs, n_contexts, first_run))
+    history = History(scenario, p_live, row_context, streams, n_generations)
+    true = p_live[row_context]
+    alive = np.arange(rows.start, rows.stop)  # global row ids still simulated
+    out = {name: arr for name, arr in store.arrays.items()}
+    collapse_time = store.outcomes["collapse_time"]
+
+    for name, values in distribution_metrics(true, None, true, names).items():
+        out[name][alive, 0] = values
+    real_dirac = np.where(p_live[row_context].max(axis=1) >= 1.0, p_live[row_context].argmax(1), -1)
+    lag = scenario.lag
+    window = np.full((lag if lag is not None else 1, alive.size), -2, dtype=np.int64)
+    settled = np.zeros(alive.size, dtype=bool)
+    first = out_first = None
+
+    for m in range(1, n_generations + 1):
+        model = scenario.training_set(m, history)
+        history.store(m, model)
+        if first is None:
+            first = out_first = model.counts / model.size
+        values = count_metrics(model.counts, model.size, out_first, true, names)
+        for name, v in values.items():
+            out[name][alive, m] = v
+        dirac = np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
+        newly = values["collapsed"] & np.isnan(collapse_time[alive])
+        collapse_time[alive[newly]] = m
+        bar.update(alive.size // n_contexts if n_contexts else 0)
+
+        window = np.roll(window, -1, axis=0)
+        window[-1] = dirac
+        absorbed = _absorbed(window, dirac, real_dirac, scenario, m) & ~settled
+        if np.any(absorbed):
+            start = m - (lag - 1 if lag is not None else m - 1)
+            store.outcomes["absorption_time"][alive[absorbed]] = start
+            store.outcomes["absorbed_token"][alive[absorbed]] = dirac[absorbed]
+            if stop_when_absorbed and m < n_generations:
+                fill = absorbed_values(dirac[absorbed], out_first[absorbed], true[absorbed], names)
+                for name, v in fill.items():
+                    out[name][alive[absorbed], m + 1:] = v[:, None]
+                keep = ~absorbed
+                history.keep(keep)
+                alive, true, out_first = alive[keep], true[keep], out_first[keep]
+                real_dirac, window, settled = real_dirac[keep], window[:, keep], settled[keep]
+                bar.update((n_generations - m) * int(absorbed.sum()) // max(n_contexts, 1))
+                if alive.size == 0:
+                    break
+            else:
+                settled |= absorbed
+    # l1_to_first at generation 0 is ‖p(0) − p(1)‖₁, known once p(1) exists.
+    if "l1_to_first" in out and first is not None:
+        global_rows = np.arange(rows.start, rows.stop)
+        out["l1_to_first"][global_rows, 0] = np.abs(p_live[row_context] - first).sum(axis=1)
+
+
+def _absorbed(window: np.ndarray, dirac: np.ndarray, real_dirac: np.ndarray,
+              scenario: Scenario, m: int) -> np.ndarray:
+    """Rows whose every possible source of future samples is the same Dirac mass."""
+    lag = scenario.lag
+    same = (window == dirac).all(axis=0) & (dirac >= 0)
+    if lag is None or scenario.uses_real or m < lag:
+        # Real data (or p(0) inside the window) keeps feeding the run: only a Dirac p(0) with
+        # the same token lets it settle.
+        return same & (real_dirac == dirac)
+    return same

@@ -1,0 +1,89 @@
+"""The metric table of the design, computed from per-row token counts.
+
+Names are used everywhere (API, files, plots): ``sigma`` = ‖p‖₂² (σ_m of §3), ``sup`` = ‖p‖∞,
+``l1_to_first`` = ‖p(m) − p(1)‖₁, ``l1_to_true`` = ‖p(m) − p(0)‖₁, ``entropy`` (nats),
+``support`` (tokens with p > 0), ``collapsed`` (‖p‖∞ = 1, a Dirac mass, Definition 1).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import xlogy
+
+from ._validation import check_choice
+
+#: Per-generation metrics, in the order files and tables list them.
+METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support", "collapsed")
+#: Per-run outcomes (one value per run and context).
+OUTCOMES = ("collapse_time", "absorption_time", "absorbed_token")
+
+
+def resolve_metrics(names: Sequence[str] | None) -> tuple[str, ...]:
+    """Validate a metric selection; ``None`` means all. ``collapsed`` is always computed."""
+    if names is None:
+        return METRICS
+    for name in names:
+        check_choice(name, "metrics", METRICS)
+    return tuple(m for m in METRICS if m in set(names) | {"collapsed"})
+
+
+def distribution_metrics(p: np.ndarray, first: np.ndarray | None, true: np.ndarray,
+                         names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Metrics of probability rows ``p`` (rows, k); ``first`` = p(1) rows (None before it
+    exists: l1_to_first is then NaN), ``true`` = p(0) rows, all in live coordinates."""
+    out: dict[str, np.ndarray] = {}
+    if "sigma" in names:
+        out["sigma"] = np.einsum("ij,ij->i", p, p)
+    top = p.max(axis=1)
+    if "sup" in names:
+        out["sup"] = top
+    if "l1_to_first" in names:
+        out["l1_to_first"] = (np.abs(p - first).sum(axis=1) if first is not None
+                              else np.full(p.shape[0], np.nan))
+    if "l1_to_true" in names:
+        out["l1_to_true"] = np.abs(p - true).sum(axis=1)
+    if "entropy" in names:
+        out["entropy"] = -xlogy(p, p).sum(axis=1)
+    if "support" in names:
+        out["support"] = np.count_nonzero(p, axis=1).astype(np.float64)
+    out["collapsed"] = top >= 1.0
+    return out
+
+
+def count_metrics(counts: np.ndarray, total: int | np.ndarray, first: np.ndarray | None,
+                  true: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Metrics of the fitted models p = counts / total (eq. 2), rows of live-support counts."""
+    total = np.asarray(total, dtype=np.float64)
+    p = counts / (total[:, None] if total.ndim else total)
+    out = distribution_metrics(p, first, true, names)
+    # A Dirac mass is exact in integers; do not trust float division for it.
+    out["collapsed"] = counts.max(axis=1) == (total if total.ndim else int(total))
+    return out
+
+
+def absorbed_values(token: np.ndarray, first: np.ndarray, true: np.ndarray,
+                    names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Metrics of the Dirac masses δ_token (live coordinates), for runs that stopped."""
+    rows = np.arange(token.size)
+    ones = np.ones(token.size)
+    out = {"sigma": ones, "sup": ones, "entropy": np.zeros(token.size), "support": ones,
+           "l1_to_first": 2.0 * (1.0 - first[rows, token]),
+           "l1_to_true": 2.0 * (1.0 - true[rows, token]),
+           "collapsed": np.ones(token.size, dtype=bool)}
+    return {k: v for k, v in out.items() if k in names or k == "collapsed"}
+
+
+def mean_and_se(values: np.ndarray, axis: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over ``axis`` ignoring NaN, and its standard error sd / √count."""
+    values = np.asarray(values, dtype=np.float64)
+    count = np.sum(~np.isnan(values), axis=axis)
+    # All-NaN slices (every run censored) are expected: they give NaN, not a warning.
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=axis) if values.size else np.nan
+        sd = np.nanstd(values, axis=axis, ddof=1) if values.size else np.nan
+        se = np.where(count > 1, sd / np.sqrt(np.maximum(count, 1)), np.nan)
+    return mean, se

@@ -1,0 +1,211 @@
+"""The result of a simulation: labelled arrays, provenance, a summary, atomic save and load.
+
+Arrays live in an :class:`xarray.Dataset` with dims ``run``, ``context`` and ``generation``
+(0 … G, generation 0 being p(0)) and ``token`` for p(0) itself. Per-generation metrics use the
+names of :mod:`modelcollapse.metrics`; per-run outcomes are ``collapse_time`` (NaN when the run
+never collapsed: censored, and marked in ``collapse_censored``), ``absorption_time`` (likewise)
+and ``absorbed_token`` (vocabulary id, −1 when not absorbed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .metrics import mean_and_se
+from .rng import RUN_BLOCK
+
+__all__ = ["Result", "build_result", "provenance", "atomic_write_text"]
+
+
+def provenance() -> dict[str, str]:
+    """Versions of what produced a result."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("modelcollapse", "numpy", "scipy", "xarray", "torch"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class Result:
+    """A simulation result. ``data`` holds every array; the rest is derived from it."""
+
+    data: xr.Dataset
+
+    @property
+    def spec(self) -> dict:
+        return json.loads(self.data.attrs.get("spec", "{}"))
+
+    @property
+    def seed_entropy(self) -> int:
+        return int(self.data.attrs["seed_entropy"])
+
+    @property
+    def n_generations(self) -> int:
+        return self.data.sizes["generation"] - 1
+
+    def mean(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over runs (and contexts) per generation, and its standard error."""
+        values = self.data[metric].astype(np.float64).values  # (run, context, generation)
+        return mean_and_se(values.reshape(-1, values.shape[-1]), axis=0)
+
+    def summary(self) -> dict:
+        """The machine-readable summary printed by ``modelcollapse simulate --format json``."""
+        ds = self.data
+        p0 = ds["p0"].values
+        times = ds["collapse_time"].values.ravel()
+        absorb = ds["absorption_time"].values.ravel()
+        tokens = ds["absorbed_token"].values.ravel()
+        t_mean, t_se = mean_and_se(times)
+        a_mean, a_se = mean_and_se(absorb)
+        absorbed_counts = {str(int(t)): int(c) for t, c in zip(*np.unique(tokens[tokens >= 0],
+                                                                           return_counts=True))}
+        out: dict = {
+            "scenario": ds.attrs.get("scenario", ""),
+            "runs": int(ds.sizes["run"]),
+            "contexts": int(ds.sizes["context"]),
+            "generations": self.n_generations,
+            "vocab": int(ds.sizes["token"]),
+            "S0": _scalar_or_list(np.sum(p0 ** 2, axis=1)),
+            "support": _scalar_or_list(np.count_nonzero(p0 > 0, axis=1)),
+            "seed_entropy": str(self.seed_entropy),
+            "collapse_time_mean": _finite(t_mean),
+            "collapse_time_se": _finite(t_se),
+            "collapsed_runs": int(np.sum(~np.isnan(times))),
+            "censored_runs": int(np.sum(np.isnan(times))),
+            "absorption_time_mean": _finite(a_mean),
+            "absorption_time_se": _finite(a_se),
+            "absorption_censored_runs": int(np.sum(np.isnan(absorb))),
+            "absorbed_token_counts": absorbed_counts,
+        }
+        for metric in ("sigma", "l1_to_first", "l1_to_true", "sup", "entropy", "support"):
+            if metric in ds:
+                mean, se = self.mean(metric)
+                out[f"{metric}_mean"] = [_finite(x) for x in mean]
+                out[f"{metric}_se"] = [_finite(x) for x in se]
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a ``.nc`` path gives NetCDF, anything else a Zarr v3 store."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            if path.suffix == ".nc":
+                target = tmp / path.name
+                self.data.to_netcdf(target, engine="scipy")
+                os.replace(target, path)
+                shutil.rmtree(tmp)
+            else:
+                store = tmp / "store.zarr"
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.data.to_zarr(store, zarr_format=3, consolidated=False, mode="w")
+                _replace_dir(store, path)
+                shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"The 'path' parameter of Result.load must name a saved result. "
+                             f"Got {str(path)!r} instead.")
+        if path.suffix == ".nc":
+            with xr.open_dataset(path, engine="scipy") as ds:
+                return cls(_restore_types(ds.load()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
+            return cls(ds.load())
+
+
+def _restore_types(ds: xr.Dataset) -> xr.Dataset:
+    for name in ("collapsed", "collapse_censored", "absorption_censored"):
+        if name in ds:
+            ds[name] = ds[name].astype(bool)
+    return ds
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` onto ``dst``, replacing what was there only once ``src`` is whole."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _scalar_or_list(values: np.ndarray):
+    values = [v.item() for v in np.asarray(values)]
+    return values[0] if len(values) == 1 else values
+
+
+def build_result(arrays: dict[str, np.ndarray], outcomes: dict[str, np.ndarray], p0: np.ndarray,
+                 token_ids: np.ndarray, n_runs: int, n_contexts: int, names, *, scenario,
+                 entropy: int, spec: dict | None) -> Result:
+    """Assemble the Dataset from the loop's row arrays (rows = run-major (run, context))."""
+    def per_run(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n_runs, n_contexts, *a.shape[1:])
+
+    dims3 = ("run", "context", "generation")
+    data_vars = {name: (dims3, per_run(arrays[name])) for name in names}
+    contexts = np.tile(np.arange(n_contexts), n_runs)
+    live = outcomes["absorbed_token"]
+    vocab_token = np.where(live >= 0, token_ids[contexts, np.maximum(live, 0)], -1)
+    for name in ("collapse_time", "absorption_time"):
+        data_vars[name] = (("run", "context"), per_run(outcomes[name]))
+        data_vars[name.replace("_time", "_censored")] = (("run", "context"),
+                                                         per_run(np.isnan(outcomes[name])))
+    data_vars["absorbed_token"] = (("run", "context"), per_run(vocab_token))
+    data_vars["p0"] = (("context", "token"), p0)
+    generations = arrays[names[0]].shape[1]
+    ds = xr.Dataset(
+        data_vars,
+        coords={"run": np.arange(n_runs), "context": np.arange(n_contexts),
+                "generation": np.arange(generations), "token": np.arange(p0.shape[1])},
+        attrs={"scenario": scenario.describe(), "seed_entropy": str(entropy),
+               "run_block": RUN_BLOCK, "spec": json.dumps(spec or {}),
+               "provenance": json.dumps(provenance())},
+    )
+    return Result(ds)

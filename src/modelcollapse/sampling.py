@@ -1,0 +1,108 @@
+"""Batched draws for the statistical loop (numpy backend).
+
+A model fitted by counting (eq. 2) is the empirical distribution of its training tokens, so
+drawing from it is copying the token of a uniformly chosen training sample: an index draw and
+a gather, O(rows · draws), with no pass over the vocabulary. p(0) itself is drawn from by
+inverse CDF. Tokens live in *live-support* coordinates 0 … k−1 (the tokens p(0) can produce),
+so counting never touches the other s − k tokens of the vocabulary.
+
+All arrays are row-major over "rows" = (run, context) pairs, ordered run by run, so the rows of
+one run block are contiguous and :class:`RowStreams` can give each block its own generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rng import RUN_BLOCK, block_generator
+
+TOKEN_DTYPE = np.int32
+
+
+class RowStreams:
+    """One random stream per run block, over the rows still active.
+
+    Every draw is made block by block, each block from its own generator and for its own
+    active rows only, so what a block draws depends on nothing outside it.
+    """
+
+    def __init__(self, entropy: int, first_block: int, rows_per_block: list[int]):
+        self.generators = [block_generator(entropy, first_block + b)
+                           for b in range(len(rows_per_block))]
+        self.rows_per_block = np.asarray(rows_per_block, dtype=np.int64)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where ``mask`` is False (rows must stay in block order)."""
+        bounds = np.concatenate([[0], np.cumsum(self.rows_per_block)])
+        kept_before = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        self.rows_per_block = kept_before[bounds[1:]] - kept_before[bounds[:-1]]
+
+    def _blocks(self):
+        start = 0
+        for gen, rows in zip(self.generators, self.rows_per_block):
+            if rows:
+                yield gen, start, start + int(rows)
+            start += int(rows)
+
+    def integers(self, high: int | np.ndarray, size: int) -> np.ndarray:
+        """(rows, size) ints uniform on [0, high); ``high`` is a scalar or one value per row."""
+        if np.ndim(high) == 0:
+            parts = [g.integers(0, high, size=(b - a, size), dtype=np.int64)
+                     for g, a, b in self._blocks()]
+        else:
+            parts = [g.integers(0, np.asarray(high)[a:b, None], size=(b - a, size), dtype=np.int64)
+                     for g, a, b in self._blocks()]
+        return _stack(parts, size)
+
+    def random(self, size: int) -> np.ndarray:
+        """(rows, size) floats uniform on [0, 1)."""
+        return _stack([g.random((b - a, size)) for g, a, b in self._blocks()], size)
+
+
+def _stack(parts: list[np.ndarray], size: int) -> np.ndarray:
+    if not parts:
+        return np.empty((0, size))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def rows_per_block(n_runs: int, n_contexts: int, first_run: int = 0) -> list[int]:
+    """Rows of each run block in a chunk of runs [first_run, first_run + n_runs)."""
+    out, run = [], first_run
+    while run < first_run + n_runs:
+        end = min((run // RUN_BLOCK + 1) * RUN_BLOCK, first_run + n_runs)
+        out.append((end - run) * n_contexts)
+        run = end
+    return out
+
+
+def draw_tokens(tokens: np.ndarray, size: int, streams: RowStreams) -> np.ndarray:
+    """``size`` i.i.d. draws per row from the empirical distribution of ``tokens`` (rows, n_t)."""
+    index = streams.integers(tokens.shape[1], size)
+    return np.take_along_axis(tokens, index, axis=1)
+
+
+def inverse_cdf_table(p_live: np.ndarray) -> np.ndarray:
+    """Flattened, offset cumulative sums of p(0) per context for :func:`draw_from_p0`.
+
+    Context c occupies [c, c + 1); its last entry is forced to exactly c + 1 so a uniform in
+    [0, 1) can never fall past its support.
+    """
+    cum = np.cumsum(p_live, axis=1)
+    cum /= cum[:, -1:]
+    cum[:, -1] = 1.0
+    return (cum + np.arange(p_live.shape[0])[:, None]).ravel()
+
+
+def draw_from_p0(table: np.ndarray, n_live: int, row_context: np.ndarray, size: int,
+                 streams: RowStreams) -> np.ndarray:
+    """``size`` i.i.d. draws per row from p(0) of the row's context, in live coordinates."""
+    u = streams.random(size) + row_context[:, None]
+    flat = np.searchsorted(table, u, side="right")
+    return (flat - row_context[:, None] * n_live).astype(TOKEN_DTYPE)
+
+
+def count_tokens(tokens: np.ndarray, n_live: int) -> np.ndarray:
+    """Counts per row over the live support: (rows, n_t) tokens -> (rows, k) int64."""
+    rows = tokens.shape[0]
+    flat = (np.arange(rows, dtype=np.int64)[:, None] * n_live + tokens).ravel()
+    return np.bincount(flat, minlength=rows * n_live).reshape(rows, n_live)

@@ -1,0 +1,355 @@
+"""Recursive-training scenarios: how many samples generation t gives model m (paper eq. 5).
+
+A scenario is a small frozen object. Its one job is to say what model m is trained on:
+
+* ``counts(m)`` returns n_t^(m) for t = 0 … m−1 (eq. 5); t = 0 is real data.
+* ``training_set(m, history)`` builds the training tokens of model m for the statistical
+  loop, from ``history`` (see :class:`modelcollapse.loop.History`), which can draw fresh
+  samples from any stored model, from p(0), or hand out the fixed real corpus.
+
+Real data (t = 0) is either the *fixed corpus* of N samples drawn once and reused every
+generation (``real = "corpus"``, as in the proof of Theorem 4) or *fresh* draws from p(0)
+(``real = "fresh"``). Samples from a model t ≥ 1 are fresh i.i.d. draws from p(t), except in
+the accumulate scenarios, where the data each model published is kept and reused.
+
+Two attributes let the loop decide when a run can stop: ``lag`` (how many of the most recent
+models the next one can draw from; ``None`` = unbounded) and ``uses_real`` (whether real
+data feeds every generation). A run is *absorbed* when its last ``lag`` models are the same
+Dirac mass and no real data comes in: nothing can change after that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from ._validation import check_choice, check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import History, Model
+
+__all__ = [
+    "Scenario",
+    "FullySynthetic",
+    "PartiallySynthetic",
+    "MostRecent",
+    "RandomPool",
+    "Accumulate",
+    "AccumulateSubsample",
+    "FreshReal",
+    "Custom",
+    "SCENARIOS",
+    "make_scenario",
+]
+
+
+class Scenario:
+    """Base class. Subclasses are frozen dataclasses registered in :data:`SCENARIOS`."""
+
+    name: ClassVar[str]
+    real: ClassVar[str] = "fresh"
+    lag: ClassVar[int | None] = 1
+    uses_real: ClassVar[bool] = False
+    #: Draws from every earlier model at once (the loop then keeps them in one array).
+    pooled: ClassVar[bool] = False
+
+    def counts(self, m: int) -> np.ndarray:  # pragma: no cover - abstract
+        """n_t^(m) for t = 0 … m−1 (eq. 5), as an int array of length m."""
+        raise NotImplementedError
+
+    def training_set(self, m: int, history: History) -> Model:
+        """Training tokens of model m. Default: follow ``counts(m)`` with fresh draws."""
+        counts = self.counts(m)
+        parts = [history.corpus()[:, : counts[0]] if (t == 0 and self.real == "corpus")
+                 else history.draw(t, int(c)) for t, c in enumerate(counts) if c > 0]
+        return history.model(np.concatenate(parts, axis=1))
+
+    def corpus_size(self) -> int:
+        """Size of the fixed real corpus the scenario reuses (0 if it draws fresh real data)."""
+        return 0
+
+    def describe(self) -> str:
+        """``name(field=value, ...)``, as results and reports label the scenario."""
+        fields = ", ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))
+        return f"{self.name}({fields})"
+
+
+def _positive(value: int, name: str) -> int:
+    return check_int(value, name, low=1, where="scenario")
+
+
+@dataclass(frozen=True)
+class FullySynthetic(Scenario):
+    """§2.2: model m trains on n samples of model m−1; p(1) on n real samples."""
+
+    n: int
+    name: ClassVar[str] = "fully-synthetic"
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+
+    def counts(self, m: int) -> np.ndarray:
+        out = np.zeros(m, dtype=np.int64)
+        out[m - 1] = self.n
+        return out
+
+    def training_set(self, m: int, history: History) -> Model:
+        return history.model(history.draw(m - 1, self.n))
+
+
+@dataclass(frozen=True)
+class PartiallySynthetic(Scenario):
+    """§2.2, §3.2: a fixed real corpus of N samples (the same every generation) plus n samples
+    of model m−1; p(1) is trained on the corpus alone."""
+
+    n: int
+    N: int
+    name: ClassVar[str] = "partially-synthetic"
+    real: ClassVar[str] = "corpus"
+    uses_real: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+        _positive(self.N, "N")
+
+    def counts(self, m: int) -> np.ndarray:
+        out = np.zeros(m, dtype=np.int64)
+        out[0] = self.N
+        if m >= 2:
+            out[m - 1] = self.n
+        return out
+
+    def corpus_size(self) -> int:
+        return self.N
+
+    def training_set(self, m: int, history: History) -> Model:
+        if m == 1:
+            return history.corpus_model()
+        return history.model(history.draw(m - 1, self.n), base=history.corpus_model())
+
+
+@dataclass(frozen=True)
+class MostRecent(Scenario):
+    """§4.2: model m trains on samples of the most recent K models, max(0, m−K) … m−1.
+
+    ``split="even"`` (default): n samples split evenly over the k = min(m, K) models in
+    reach, ⌊n/k⌋ each, and the n − k⌊n/k⌋ left over go one each to the most recent models.
+    This reading reproduces the paper's Fig. 6 (mean T ≈ 95 and 216 for K = 5 and 10).
+    ``split="literal"``: ⌊n/K⌋ samples from each model in reach, as eq. 5 of §4.2 is written;
+    the first K−1 generations then see fewer than n samples (for n = K, p(1) is fitted on a
+    single sample and is a Dirac mass at once). K = 1 is the fully synthetic loop.
+    """
+
+    n: int
+    K: int
+    split: str = "even"
+    name: ClassVar[str] = "most-recent"
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+        _positive(self.K, "K")
+        check_choice(self.split, "split", ("even", "literal"), where="scenario")
+        if self.split == "literal" and self.K > self.n:
+            raise ValueError(f"The 'K' parameter of scenario must be at most n={self.n} with "
+                             f"split='literal' (each model gives ⌊n/K⌋ samples). Got {self.K}.")
+        object.__setattr__(self, "lag", self.K)
+
+    def counts(self, m: int) -> np.ndarray:
+        out = np.zeros(m, dtype=np.int64)
+        k = min(m, self.K)
+        if self.split == "literal":
+            out[m - k:] = self.n // self.K
+        else:
+            out[m - k:] = self.n // k
+            leftover = self.n % k
+            if leftover:
+                out[m - leftover:] += 1
+        return out
+
+
+@dataclass(frozen=True)
+class RandomPool(Scenario):
+    """§4.2: each of the n samples of model m comes from a model drawn uniformly from
+    generations 0 … m−1 (0 = fresh draws from the real distribution p(0))."""
+
+    n: int
+    name: ClassVar[str] = "random-pool"
+    lag: ClassVar[int | None] = None
+    uses_real: ClassVar[bool] = True
+    pooled: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+
+    def counts(self, m: int) -> np.ndarray:
+        """Expected n_t^(m) = n/m per generation; the realised counts are multinomial."""
+        return np.full(m, self.n / m)
+
+    def training_set(self, m: int, history: History) -> Model:
+        return history.model(history.draw_pooled(m, self.n))
+
+
+@dataclass(frozen=True)
+class Accumulate(Scenario):
+    """All data so far: model m trains on the fixed real corpus (N) and the n samples each of
+    models 1 … m−1 published, kept and reused (n^(m) = N + (m−1) n)."""
+
+    n: int
+    N: int
+    name: ClassVar[str] = "accumulate"
+    real: ClassVar[str] = "corpus"
+    uses_real: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+        _positive(self.N, "N")
+
+    def counts(self, m: int) -> np.ndarray:
+        out = np.full(m, self.n, dtype=np.int64)
+        out[0] = self.N
+        return out
+
+    def corpus_size(self) -> int:
+        return self.N
+
+    def training_set(self, m: int, history: History) -> Model:
+        if m == 1:
+            return history.corpus_model()
+        previous = history.stored(m - 1)
+        return history.model(history.draw(m - 1, self.n), base=previous)
+
+
+@dataclass(frozen=True)
+class AccumulateSubsample(Scenario):
+    """All data so far, subsampled: model m trains on N + n samples drawn without replacement
+    from the real corpus and everything models 1 … m−1 published (the size stays fixed)."""
+
+    n: int
+    N: int
+    name: ClassVar[str] = "accumulate-subsample"
+    real: ClassVar[str] = "corpus"
+    uses_real: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+        _positive(self.N, "N")
+
+    def counts(self, m: int) -> np.ndarray:
+        """Expected n_t^(m): the pool of N + (m−1) n samples is subsampled to N + n."""
+        pool = np.full(m, float(self.n))
+        pool[0] = self.N
+        return pool * min(1.0, (self.N + self.n) / pool.sum())
+
+    def corpus_size(self) -> int:
+        return self.N
+
+    def training_set(self, m: int, history: History) -> Model:
+        if m == 1:
+            return history.corpus_model()
+        history.publish(m - 1, history.draw(m - 1, self.n))
+        return history.model(history.subsample_published(self.N + self.n))
+
+
+@dataclass(frozen=True)
+class FreshReal(Scenario):
+    """New real data every generation: model m trains on N fresh samples of p(0) plus n samples
+    of model m−1; p(1) on N fresh real samples."""
+
+    n: int
+    N: int
+    name: ClassVar[str] = "fresh-real"
+    uses_real: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.n, "n")
+        _positive(self.N, "N")
+
+    def counts(self, m: int) -> np.ndarray:
+        out = np.zeros(m, dtype=np.int64)
+        out[0] = self.N
+        if m >= 2:
+            out[m - 1] += self.n
+        return out
+
+
+@dataclass(frozen=True)
+class Custom(Scenario):
+    """Any n_t^(m) (eq. 5): a function ``m -> counts`` (length m) or a matrix whose row m−1
+    holds n_t^(m) for t = 0 … m−1. Samples are fresh draws; with ``real="corpus"`` the real
+    part is the first n_0^(m) samples of a fixed corpus of size N."""
+
+    rule: Callable[[int], np.ndarray] | np.ndarray
+    N: int = 0
+    real_mode: str = "fresh"
+    lag_models: int | None = None
+    name: ClassVar[str] = "custom"
+
+    def __post_init__(self):
+        check_choice(self.real_mode, "real", ("fresh", "corpus"), where="scenario")
+        if self.real_mode == "corpus":
+            _positive(self.N, "N")
+        if self.lag_models is not None:
+            _positive(self.lag_models, "lag")
+        object.__setattr__(self, "lag", self.lag_models)
+        object.__setattr__(self, "uses_real", True)
+
+    @property
+    def real(self) -> str:  # type: ignore[override]
+        return self.real_mode
+
+    def corpus_size(self) -> int:
+        return self.N if self.real_mode == "corpus" else 0
+
+    def counts(self, m: int) -> np.ndarray:
+        if callable(self.rule):
+            raw = np.asarray(self.rule(m))
+        else:
+            matrix = np.asarray(self.rule)
+            if m > matrix.shape[0]:
+                raise ValueError(f"The 'rule' parameter of scenario has {matrix.shape[0]} rows; "
+                                 f"generation {m} needs row {m - 1}.")
+            raw = matrix[m - 1, :m]
+        if raw.shape != (m,) or np.any(raw < 0) or not np.all(raw == np.round(raw)):
+            raise ValueError(f"The 'rule' parameter of scenario must give m={m} non-negative "
+                             f"integer counts for generation {m}. Got {raw!r} instead.")
+        counts = raw.astype(np.int64)
+        if counts.sum() < 1:
+            raise ValueError(f"The 'rule' parameter of scenario gives model {m} no samples.")
+        if self.real_mode == "corpus" and counts[0] > self.N:
+            raise ValueError(f"The 'rule' parameter of scenario asks {counts[0]} corpus samples "
+                             f"at generation {m}; the corpus has N={self.N}.")
+        return counts
+
+
+#: Registry: scenario name -> class. Strings resolve here and nowhere else.
+SCENARIOS: dict[str, type[Scenario]] = {
+    cls.name: cls for cls in (FullySynthetic, PartiallySynthetic, MostRecent, RandomPool,
+                              Accumulate, AccumulateSubsample, FreshReal, Custom)
+}
+
+
+def make_scenario(name: str | Scenario, *, n: int | None = None, N: int | None = None,
+                  K: int | None = None, split: str = "even") -> Scenario:
+    """Resolve a scenario name and its parameters into a scenario object."""
+    if isinstance(name, Scenario):
+        return name
+    if name not in SCENARIOS or name == "custom":
+        choices = sorted(k for k in SCENARIOS if k != "custom")
+        raise ValueError(f"Scenario {name!r} unknown. Choose from {choices} "
+                         f"(custom scenarios are built with modelcollapse.scenarios.Custom).")
+    cls = SCENARIOS[name]
+    need = {"n": n}
+    if cls in (PartiallySynthetic, Accumulate, AccumulateSubsample, FreshReal):
+        need["N"] = N
+    if cls is MostRecent:
+        need["K"] = K
+    for field, value in need.items():
+        if value is None:
+            raise ValueError(f"The '{field}' parameter of scenario is required by {name!r}.")
+    if cls is MostRecent:
+        return cls(split=split, **need)
+    return cls(**need)

@@ -1,0 +1,134 @@
+"""The simulation spec: every input of ``simulate``, validated once (pydantic v2, frozen).
+
+The CLI flags, a TOML file and the Python API all build this one model, so they share every
+check. Unknown keys fail (``extra="forbid"``): a typo in a TOML key must not vanish.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .distributions import (
+    dirichlet_distribution,
+    load_distribution,
+    target_distribution,
+    uniform_distribution,
+    zipf_distribution,
+)
+from .metrics import METRICS
+from .rng import generator
+from .scenarios import SCENARIOS, Scenario, make_scenario
+
+__all__ = ["SimulationSpec", "load_spec"]
+
+ScenarioName = Literal[tuple(k for k in SCENARIOS if k != "custom")]  # type: ignore[valid-type]
+NEEDS_REAL = ("partially-synthetic", "accumulate", "accumulate-subsample", "fresh-real")
+
+
+class SimulationSpec(BaseModel):
+    """Inputs of one simulation of the statistical loop. Defaults: the paper's Fig. 6 p(0)
+    (s = 600, s̃ = 52, S0 = 0.1), fully synthetic with n = 10."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    vocab: int = Field(600, ge=1, description="vocabulary size s")
+    support: int | None = Field(52, ge=1, description="support size s̃ of p(0)")
+    S0: float | None = Field(0.1, gt=0, le=1, description="Σ p_i² of p(0) (family 'target')")
+    family: Literal["target", "zipf", "dirichlet", "uniform"] = "target"
+    zipf_exponent: float = Field(1.0, ge=0)
+    dirichlet_alpha: float = Field(1.0, gt=0)
+    p0: str | None = Field(None, description="file holding p(0): .npy, .txt, .csv or .json")
+    contexts: int = Field(1, ge=1, description="independent contexts (rows of p(0))")
+    distribution_seed: int | None = Field(None, ge=0, description="seed for p(0); default: seed")
+
+    scenario: ScenarioName = "fully-synthetic"
+    n: int = Field(10, ge=1, description="synthetic samples per generation")
+    N: int | None = Field(None, ge=1, description="real samples (fixed corpus or fresh)")
+    K: int | None = Field(None, ge=1, description="window of the most-recent scenario")
+    window_split: Literal["even", "literal"] = "even"
+
+    generations: int = Field(100, ge=1)
+    runs: int = Field(100, ge=1)
+    seed: int | None = Field(None, ge=0)
+    metrics: tuple[str, ...] | None = None
+    backend: Literal["numpy", "torch"] = "numpy"
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimulationSpec:
+        given = self.model_fields_set
+        if self.p0 is not None:
+            clash = sorted(given & {"vocab", "support", "S0", "family"})
+            if clash:
+                raise ValueError(f"'p0' and '{clash[0]}' conflict: p(0) comes from the file, "
+                                 f"so give one or the other")
+            if not Path(self.p0).is_file():
+                raise ValueError(f"'p0' must name an existing file; got {self.p0!r}")
+        else:
+            if self.support is not None and self.support > self.vocab:
+                raise ValueError(f"'support' must be at most 'vocab' ({self.vocab}); "
+                                 f"got {self.support}")
+            if self.family == "target":
+                if self.support is None or self.S0 is None:
+                    raise ValueError("family 'target' needs both 'support' and 'S0'")
+                if not 1.0 / self.support - 1e-12 <= self.S0 <= 1.0:
+                    raise ValueError(f"'S0' must be in [1/support, 1] = [{1 / self.support:.6g}, 1] "
+                                     f"for support {self.support}; got {self.S0}")
+                if self.S0 == 1.0 and self.support != 1:
+                    raise ValueError("'S0' can be 1 only when 'support' is 1")
+        if self.scenario in NEEDS_REAL and self.N is None:
+            raise ValueError(f"scenario '{self.scenario}' needs 'N' (real samples)")
+        if self.scenario == "most-recent":
+            if self.K is None:
+                raise ValueError("scenario 'most-recent' needs 'K' (window size)")
+            if self.window_split == "literal" and self.K > self.n:
+                raise ValueError(f"'K' must be at most 'n' ({self.n}) with window_split "
+                                 f"'literal'; got {self.K}")
+        if self.metrics is not None:
+            unknown = sorted(set(self.metrics) - set(METRICS))
+            if unknown:
+                raise ValueError(f"'metrics' must be among {list(METRICS)}; got {unknown[0]!r}")
+        return self
+
+    # --- resolution into what the loop consumes ---------------------------------------------
+    def build_p0(self) -> np.ndarray:
+        """p(0) as (vocab,) or (contexts, vocab), built from ``distribution_seed`` (or ``seed``)."""
+        if self.p0 is not None:
+            return load_distribution(self.p0)
+        rng = generator(self.distribution_seed if self.distribution_seed is not None
+                        else (self.seed if self.seed is not None else 0))
+        rows = [self._one_distribution(rng) for _ in range(self.contexts)]
+        return rows[0] if self.contexts == 1 else np.stack(rows)
+
+    def _one_distribution(self, rng: np.random.Generator) -> np.ndarray:
+        if self.family == "target":
+            return target_distribution(self.vocab, self.support, self.S0, seed=rng)
+        if self.family == "zipf":
+            return zipf_distribution(self.vocab, self.zipf_exponent, support=self.support)
+        if self.family == "dirichlet":
+            return dirichlet_distribution(self.vocab, self.dirichlet_alpha,
+                                          support=self.support, seed=rng)
+        return uniform_distribution(self.vocab, support=self.support)
+
+    def build_scenario(self) -> Scenario:
+        return make_scenario(self.scenario, n=self.n, N=self.N, K=self.K, split=self.window_split)
+
+
+def load_spec(path: str | Path, **overrides) -> SimulationSpec:
+    """Read a TOML spec (the same keys as :class:`SimulationSpec`); ``overrides`` win."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"'config' must name an existing TOML file; got {str(path)!r}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"'config' is not valid TOML ({path}): {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(data.get("metrics"), list):
+        data["metrics"] = tuple(data["metrics"])
+    return SimulationSpec(**data)
