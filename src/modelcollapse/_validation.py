@@ -79,8 +79,10 @@ def check_probabilities(p: object, name: str = "p0", *, where: str = "simulate")
     sums = arr.sum(axis=-1)
     worst = float(np.max(np.abs(sums - 1.0)))
     if worst > SUM_TOLERANCE:
+        flat = np.ravel(sums)
+        bad = float(flat[np.argmax(np.abs(flat - 1))])
         raise ValueError(f"The '{name}' parameter of {where} must sum to 1 (tolerance "
-                         f"{SUM_TOLERANCE:g}). Got a sum of {float(np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))])!r} instead.")
+                         f"{SUM_TOLERANCE:g}). Got a sum of {bad!r} instead.")
     return arr / sums[..., None] if arr.ndim == 2 else arr / sums
 
 

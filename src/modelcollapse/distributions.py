@@ -17,16 +17,16 @@ from ._validation import check_float, check_int, check_probabilities
 from .rng import SeedLike, generator
 
 __all__ = [
-    "target_distribution",
-    "zipf_distribution",
-    "dirichlet_distribution",
-    "uniform_distribution",
-    "random_context_distributions",
-    "load_distribution",
-    "sigma",
-    "support_size",
     "PAPER_FIG2_PAIRS",
     "PAPER_FIG4_PAIRS",
+    "dirichlet_distribution",
+    "load_distribution",
+    "random_context_distributions",
+    "sigma",
+    "support_size",
+    "target_distribution",
+    "uniform_distribution",
+    "zipf_distribution",
 ]
 
 #: (S0, support) pairs of the paper's Fig. 2 (fully synthetic), vocabulary s = 600.
@@ -55,7 +55,8 @@ def _place(vocab: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndar
     return p
 
 
-def target_distribution(vocab: int, support: int, S0: float, *, seed: SeedLike = None) -> np.ndarray:
+def target_distribution(vocab: int, support: int, S0: float, *,
+                        seed: SeedLike = None) -> np.ndarray:
     """A random p(0) over ``vocab`` tokens with exactly ``support`` positive entries and Σp² = S0.
 
     Base weights w are i.i.d. Exp(1) on a random support; the family p_a ∝ w^a runs from the
@@ -98,7 +99,8 @@ def target_distribution(vocab: int, support: int, S0: float, *, seed: SeedLike =
     return _place(vocab, p, rng)
 
 
-def zipf_distribution(vocab: int, exponent: float = 1.0, *, support: int | None = None) -> np.ndarray:
+def zipf_distribution(vocab: int, exponent: float = 1.0, *,
+                      support: int | None = None) -> np.ndarray:
     """Zipf law p_i ∝ i^(−exponent) on the first ``support`` tokens (all of them by default)."""
     vocab = check_int(vocab, "vocab", low=1, where="zipf_distribution")
     support = vocab if support is None else check_int(support, "support", low=1, high=vocab,

@@ -34,7 +34,7 @@ from .sampling import (
 )
 from .scenarios import Scenario
 
-__all__ = ["run_loop", "Model", "History"]
+__all__ = ["History", "Model", "run_loop"]
 
 
 @dataclass
@@ -234,9 +234,10 @@ class _Store:
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                stop_when_absorbed, store, rows, bar) -> None:
-    n_contexts, k = p_live.shape
+    n_contexts = p_live.shape[0]
     row_context = np.tile(np.arange(n_contexts), runs)
-    streams = RowStreams(entropy, first_run // RUN_BLOCK, rows_per_block(runs, n_contexts, first_run))
+    streams = RowStreams(entropy, first_run // RUN_BLOCK,
+                         rows_per_block(runs, n_contexts, first_run))
     history = History(scenario, p_live, row_context, streams, n_generations)
     true = p_live[row_context]
     alive = np.arange(rows.start, rows.stop)  # global row ids still simulated

@@ -76,7 +76,8 @@ def absorbed_values(token: np.ndarray, first: np.ndarray, true: np.ndarray,
     return {k: v for k, v in out.items() if k in names or k == "collapsed"}
 
 
-def mean_and_se(values: np.ndarray, axis: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+def mean_and_se(values: np.ndarray,
+                axis: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean over ``axis`` ignoring NaN, and its standard error sd / √count."""
     values = np.asarray(values, dtype=np.float64)
     count = np.sum(~np.isnan(values), axis=axis)

@@ -14,13 +14,19 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .results import Result  # noqa: E402
+from .results import Result
 
-__all__ = ["METRIC_LABELS", "plot_runs", "plot_collapse_histogram", "plot_distribution",
-           "simulation_figure", "save_figure"]
+__all__ = [
+    "METRIC_LABELS",
+    "plot_collapse_histogram",
+    "plot_distribution",
+    "plot_runs",
+    "save_figure",
+    "simulation_figure",
+]
 
 METRIC_LABELS = {
     "sigma": r"$\sigma_m = \|p^{(m)}\|_2^2$",

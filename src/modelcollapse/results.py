@@ -24,7 +24,7 @@ import xarray as xr
 from .metrics import mean_and_se
 from .rng import RUN_BLOCK
 
-__all__ = ["Result", "build_result", "provenance", "atomic_write_text"]
+__all__ = ["Result", "atomic_write_text", "build_result", "provenance"]
 
 
 def provenance() -> dict[str, str]:

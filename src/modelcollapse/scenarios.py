@@ -33,16 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .loop import History, Model
 
 __all__ = [
-    "Scenario",
-    "FullySynthetic",
-    "PartiallySynthetic",
-    "MostRecent",
-    "RandomPool",
+    "SCENARIOS",
     "Accumulate",
     "AccumulateSubsample",
-    "FreshReal",
     "Custom",
-    "SCENARIOS",
+    "FreshReal",
+    "FullySynthetic",
+    "MostRecent",
+    "PartiallySynthetic",
+    "RandomPool",
+    "Scenario",
     "make_scenario",
 ]
 

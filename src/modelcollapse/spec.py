@@ -6,11 +6,11 @@ check. Unknown keys fail (``extra="forbid"``): a typo in a TOML key must not van
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .distributions import (
@@ -77,7 +77,8 @@ class SimulationSpec(BaseModel):
                 if self.support is None or self.S0 is None:
                     raise ValueError("family 'target' needs both 'support' and 'S0'")
                 if not 1.0 / self.support - 1e-12 <= self.S0 <= 1.0:
-                    raise ValueError(f"'S0' must be in [1/support, 1] = [{1 / self.support:.6g}, 1] "
+                    low = 1 / self.support
+                    raise ValueError(f"'S0' must be in [1/support, 1] = [{low:.6g}, 1] "
                                      f"for support {self.support}; got {self.S0}")
                 if self.S0 == 1.0 and self.support != 1:
                     raise ValueError("'S0' can be 1 only when 'support' is 1")

@@ -13,7 +13,6 @@ from ..spec import SimulationSpec, load_spec
 from ._common import echo_json, input_errors
 
 
-
 def _text_summary(summary: dict) -> str:
     gens = summary["generations"]
     lines = [
@@ -56,7 +55,7 @@ def _text_summary(summary: dict) -> str:
 @click.option("--backend", type=click.Choice(["numpy", "torch"]))
 @click.option("--device", type=str, help="cpu or cuda (torch backend).")
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
-@click.option("--out", type=click.Path(file_okay=False), help="Write result, summary and plot here.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write result, summary, plot here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")

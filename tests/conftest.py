@@ -1,0 +1,30 @@
+"""Shared fixtures: small distributions and the tiny Shakespeare path (when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+@pytest.fixture
+def p0_fig6() -> np.ndarray:
+    """The paper's Fig. 3/6 p(0): s = 600, support 52, S0 = 0.1."""
+    from modelcollapse.distributions import target_distribution
+
+    return target_distribution(600, 52, 0.1, seed=0)
+
+
+@pytest.fixture
+def p0_small() -> np.ndarray:
+    """A small p(0) (s = 8, support 5, S0 = 0.3) for chi-square and exact checks."""
+    from modelcollapse.distributions import target_distribution
+
+    return target_distribution(8, 5, 0.3, seed=2)
+
+
+def z_score(mean: float, se: float, expected: float) -> float:
+    return (mean - expected) / se

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pytest
+
+from modelcollapse.cli import main
+from modelcollapse.results import Result
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_summary_has_the_documented_fields(capsys):
+    code, out, _ = run(capsys, "simulate", "--runs", "50", "--generations", "30", "--seed", "1",
+                       "--format", "json", "--no-progress")
+    assert code == 0
+    summary = json.loads(out)
+    for key in ("S0", "support", "collapse_time_mean", "collapse_time_se", "censored_runs",
+                "absorbed_token_counts", "absorption_time_mean", "absorption_time_se",
+                "absorption_censored_runs"):
+        assert key in summary
+    for key in ("sigma_mean", "sigma_se", "l1_to_first_mean", "l1_to_first_se"):
+        assert len(summary[key]) == 31  # m = 0 … 30
+    assert abs(summary["sigma_mean"][0] - 0.1) < 1e-12 and summary["support"] == 52
+    absorbed = sum(summary["absorbed_token_counts"].values())
+    assert absorbed + summary["absorption_censored_runs"] == 50
+
+
+def test_same_seed_same_output(capsys):
+    args = ("simulate", "--runs", "20", "--generations", "10", "--seed", "9", "--format", "json")
+    assert run(capsys, *args)[1] == run(capsys, *args)[1]
+
+
+def test_out_dir_gets_result_summary_and_plot(tmp_path, capsys):
+    out = tmp_path / "sim"
+    code, text, _ = run(capsys, "simulate", "--scenario", "partially-synthetic", "--N", "50",
+                        "--n", "5", "--runs", "20", "--generations", "10", "--seed", "2",
+                        "--out", str(out))
+    assert code == 0 and "partially-synthetic" in text
+    res = Result.load(out / "result.zarr")
+    assert res.data["sigma"].shape == (20, 1, 11)
+    assert json.loads((out / "summary.json").read_text())["runs"] == 20
+    assert (out / "simulation.png").stat().st_size > 10_000
+
+
+def test_config_file_and_flag_override(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('scenario = "most-recent"\nK = 2\nn = 6\nruns = 10\ngenerations = 8\n'
+                    'seed = 3\nvocab = 50\nsupport = 10\nS0 = 0.2\n')
+    code, out, _ = run(capsys, "simulate", "--config", str(spec), "--runs", "12",
+                       "--format", "json")
+    summary = json.loads(out)
+    assert code == 0 and summary["runs"] == 12 and summary["scenario"].startswith("most-recent")
+
+
+def test_p0_file(tmp_path, capsys):
+    p = tmp_path / "p0.json"
+    p.write_text(json.dumps([0.5, 0.25, 0.25]))
+    code, out, _ = run(capsys, "simulate", "--p0", str(p), "--runs", "10", "--generations", "5",
+                       "--seed", "1", "--format", "json")
+    assert code == 0 and json.loads(out)["vocab"] == 3
+    assert abs(json.loads(out)["S0"] - 0.375) < 1e-12
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--S0", "0.001"), "'S0' must be in [1/support, 1]"),
+    (("--support", "700"), "'support' must be at most 'vocab'"),
+    (("--scenario", "partially-synthetic"), "needs 'N'"),
+    (("--scenario", "most-recent"), "needs 'K'"),
+    (("--scenario", "most-recent", "--K", "20", "--window-split", "literal"), "at most 'n'"),
+    (("--scenario", "nope"), "Invalid value for 'scenario'"),
+    (("--n", "0"), "Invalid value for 'n'"),
+    (("--runs", "-3"), "Invalid value for 'runs'"),
+    (("--metrics", "sigma,bogus"), "'metrics' must be among"),
+    (("--p0", "missing.npy"), "'p0' must name an existing file"),
+    (("--p0", "PLACEHOLDER", "--S0", "0.2"), "'p0' and 'S0' conflict"),
+    (("--config", "missing.toml"), "'config' must name an existing TOML file"),
+    (("--generations", "ten"), "is not a valid integer"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
+    good = tmp_path / "p.txt"
+    good.write_text("0.5 0.5")
+    args = tuple(str(good) if a == "PLACEHOLDER" else a for a in args)
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "simulate", *args, "--out", str(out))
+    assert code == 2
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert stdout == "" and not out.exists()
+
+
+def test_bad_toml_key_fails(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("runz = 10\n")
+    code, _, err = run(capsys, "simulate", "--config", str(spec))
+    assert code == 2 and "runz" in err
+
+
+def test_result_roundtrip_zarr_and_netcdf(tmp_path):
+    from modelcollapse import simulate
+
+    res = simulate(runs=30, generations=12, seed=4, progress=False)
+    for name in ("r.zarr", "r.nc"):
+        res.save(tmp_path / name)
+        back = Result.load(tmp_path / name)
+        for var in ("sigma", "collapse_time", "absorbed_token", "collapsed", "p0"):
+            assert np.array_equal(back.data[var].values, res.data[var].values, equal_nan=True)
+        assert back.summary() == res.summary()
+    res.save(tmp_path / "r.zarr")  # overwriting an existing store is atomic too
+    assert Result.load(tmp_path / "r.zarr").seed_entropy == 4
