@@ -185,3 +185,27 @@ def test_loop_rejects_bad_arguments(kwargs, message, p0_small):
 def test_loop_rejects_invalid_p0(p0, message):
     with pytest.raises(ValueError, match=message):
         run_loop(p0, FullySynthetic(5), n_runs=2, n_generations=2, seed=1)
+
+
+@pytest.mark.parametrize("draws_per_row, k", [(3, 12), (40, 12), (3, 60)])
+def test_delta_metrics_equal_full_recount(draws_per_row, k):
+    # Both ways of counting repeated draws: over the vocabulary, and within sorted rows.
+    from modelcollapse.metrics import METRICS, DeltaMetrics, count_metrics
+
+    rng = np.random.default_rng(0)
+    rows, N = 50, 30
+    base = rng.multinomial(N, np.full(k, 1 / k), size=rows)
+    base[0] = 0
+    base[0, 3] = N  # a Dirac corpus: draws of the same token give a collapsed model
+    draws = rng.integers(0, k, size=(rows, draws_per_row))
+    draws[0] = 3
+    total = N + draws_per_row
+    first = base / N
+    true = rng.dirichlet(np.ones(k), size=rows)
+    counts = base + np.array([np.bincount(d, minlength=k) for d in draws])
+    want = count_metrics(counts, total, first, true, METRICS)
+    got, dirac = DeltaMetrics(base, total, first, true, METRICS)(draws)
+    for name in METRICS:
+        assert np.allclose(got[name], want[name], rtol=0, atol=1e-12), name
+    assert np.array_equal(dirac, np.where(want["collapsed"], counts.argmax(1), -1))
+    assert dirac[0] == 3

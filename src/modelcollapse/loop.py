@@ -14,13 +14,18 @@ are filled in exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._validation import check_choice, check_int, check_probabilities
-from .metrics import absorbed_values, count_metrics, distribution_metrics, resolve_metrics
+from .metrics import (
+    DeltaMetrics,
+    absorbed_values,
+    count_metrics,
+    distribution_metrics,
+    resolve_metrics,
+)
 from .results import Result, build_result
 from .rng import RUN_BLOCK, resolve_entropy
 from .sampling import (
@@ -37,19 +42,56 @@ from .scenarios import Scenario
 __all__ = ["History", "Model", "run_loop"]
 
 
-@dataclass
 class Model:
-    """A fitted model per row: its training tokens (rows, n^(m)) and their counts (rows, k)."""
+    """A fitted model per row (eq. 2): its training tokens (rows, n^(m)), their counts (rows, k).
 
-    tokens: np.ndarray
-    counts: np.ndarray
+    A model trained on a *base* model's data plus new draws (the partially synthetic loop:
+    the fixed corpus plus n samples) keeps the two parts apart: drawing from it picks an index
+    in either part, and its metrics can be updated from the new draws alone (DeltaMetrics).
+    The concatenated tokens and the full counts are only built when something asks for them.
+    """
+
+    def __init__(self, n_live: int, tokens: np.ndarray, base: Model | None = None):
+        self.n_live = n_live
+        self.base = base
+        self.extra = tokens if base is not None else None
+        self._tokens = tokens if base is None else None
+        self._counts: np.ndarray | None = None
+        self.size = tokens.shape[1] + (base.size if base is not None else 0)
+        self.rows = tokens.shape[0]
 
     @property
-    def size(self) -> int:
-        return self.tokens.shape[1]
+    def tokens(self) -> np.ndarray:
+        if self._tokens is None:
+            self._tokens = np.concatenate([self.base.tokens, self.extra], axis=1)
+        return self._tokens
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            if self.base is None:
+                self._counts = count_tokens(self._tokens, self.n_live)
+            else:
+                self._counts = self.base.counts + count_tokens(self.extra, self.n_live)
+        return self._counts
+
+    def draw(self, size: int, streams: RowStreams) -> np.ndarray:
+        """``size`` draws per row: an index into the training tokens, then a gather."""
+        if self._tokens is not None:
+            return draw_tokens(self._tokens, size, streams)
+        index = streams.integers(self.size, size)
+        from_base = np.take_along_axis(self.base.tokens, np.minimum(index, self.base.size - 1), 1)
+        from_extra = np.take_along_axis(self.extra, np.maximum(index - self.base.size, 0), 1)
+        return np.where(index < self.base.size, from_base, from_extra)
 
     def keep(self, mask: np.ndarray) -> Model:
-        return Model(self.tokens[mask], self.counts[mask])
+        if self.base is None:
+            kept = Model(self.n_live, self._tokens[mask])
+        else:
+            kept = Model(self.n_live, self.extra[mask], base=self.base.keep(mask))
+        if self._counts is not None:
+            kept._counts = self._counts[mask]
+        return kept
 
 
 class History:
@@ -73,7 +115,7 @@ class History:
         """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
         if t == 0:
             return draw_from_p0(self._cdf, self.n_live, self.row_context, size, self.streams)
-        return draw_tokens(self._models[t].tokens, size, self.streams)
+        return self._models[t].draw(size, self.streams)
 
     def corpus(self) -> np.ndarray:
         """The fixed real corpus, (rows, N): drawn from p(0) once, reused every generation."""
@@ -87,11 +129,7 @@ class History:
 
     def model(self, tokens: np.ndarray, base: Model | None = None) -> Model:
         """Fit a model on ``tokens`` (eq. 2), after the training tokens of ``base`` if given."""
-        tokens = tokens.astype(TOKEN_DTYPE, copy=False)
-        counts = count_tokens(tokens, self.n_live)
-        if base is None:
-            return Model(tokens, counts)
-        return Model(np.concatenate([base.tokens, tokens], axis=1), base.counts + counts)
+        return Model(self.n_live, tokens.astype(TOKEN_DTYPE, copy=False), base=base)
 
     def stored(self, t: int) -> Model:
         return self._models[t]
@@ -251,16 +289,24 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     window = np.full((lag if lag is not None else 1, alive.size), -2, dtype=np.int64)
     settled = np.zeros(alive.size, dtype=bool)
     first = out_first = None
+    delta, last_base = None, None
 
     for m in range(1, n_generations + 1):
         model = scenario.training_set(m, history)
         history.store(m, model)
         if first is None:
             first = out_first = model.counts / model.size
-        values = count_metrics(model.counts, model.size, out_first, true, names)
+        if model.base is not None and model.base is last_base:
+            # The same base again (the fixed corpus): update metrics from the new draws only.
+            if delta is None or delta.r is not model.base.counts or delta.total != model.size:
+                delta = DeltaMetrics(model.base.counts, model.size, out_first, true, names)
+            values, dirac = delta(model.extra)
+        else:
+            values = count_metrics(model.counts, model.size, out_first, true, names)
+            dirac = np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
+        last_base = model.base
         for name, v in values.items():
             out[name][alive, m] = v
-        dirac = np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
         newly = values["collapsed"] & np.isnan(collapse_time[alive])
         collapse_time[alive[newly]] = m
         bar.update(alive.size // n_contexts if n_contexts else 0)
