@@ -1,0 +1,389 @@
+"""The exact collapse-time law (theory.genealogy) against exact chains, closed forms and the loop.
+
+Exact checks hold to rounding (1e-9 relative or better). Monte Carlo checks use fixed seeds and
+|z| < 4 from the exact standard deviation, or a Kolmogorov–Smirnov p-value > 1e-3 (the KS
+p-value is conservative for a discrete T, so the test keeps its level).
+"""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from modelcollapse.distributions import target_distribution
+from modelcollapse.loop import run_loop
+from modelcollapse.scenarios import (
+    Accumulate,
+    FreshReal,
+    FullySynthetic,
+    MostRecent,
+    PartiallySynthetic,
+    RandomPool,
+)
+from modelcollapse.theory.genealogy import (
+    _Kernel,
+    collapse_time_law,
+    expected_power_sum,
+    expected_sigma,
+    lineage_pmf,
+    occupancy_log_row,
+    partially_synthetic_moments,
+)
+from modelcollapse.theory.markov import fully_synthetic_chain, window_chain
+
+Z_MAX = 4.0
+P_MIN = 1e-3
+
+
+def stirling2(j: int, k: int) -> int:
+    table = [[0] * (k + 1) for _ in range(j + 1)]
+    table[0][0] = 1
+    for a in range(1, j + 1):
+        for b in range(1, k + 1):
+            table[a][b] = b * table[a - 1][b] + table[a - 1][b - 1]
+    return table[j][k]
+
+
+def ks_pvalue(samples: np.ndarray, survival: np.ndarray) -> float:
+    """KS test of integer samples against the law with P(T > m) = survival[m]."""
+    cdf = 1.0 - survival
+    grid = np.arange(survival.size)
+    empirical = np.searchsorted(np.sort(samples), grid, side="right") / samples.size
+    distance = float(np.max(np.abs(empirical - cdf)))
+    return float(stats.kstwo.sf(distance, samples.size))
+
+
+# -- the occupancy kernel --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "j"), [(1, 1), (1, 5), (5, 3), (7, 7), (6, 11), (30, 30)])
+def test_occupancy_row_is_stirling_times_falling_factorial(n, j):
+    row = np.exp(occupancy_log_row(n, j))
+    exact = [Fraction(stirling2(j, k) * math.perm(n, k), n**j) for k in range(1, min(j, n) + 1)]
+    assert row.size == len(exact)
+    np.testing.assert_allclose(row, [float(x) for x in exact], rtol=1e-12)
+
+
+def test_occupancy_rows_sum_to_one_and_never_underflow():
+    row = occupancy_log_row(3000, 3000)
+    assert np.all(np.isfinite(row))            # P(3000 → 3000) = 3000!/3000³⁰⁰⁰ ≈ e^−2996
+    assert row[-1] < -2900
+    assert math.isclose(np.exp(row).sum(), 1.0, rel_tol=1e-12)
+    pmf = lineage_pmf(200, 200, 300)
+    np.testing.assert_allclose(pmf.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(np.diff(pmf @ np.arange(1, 201)) <= 0)  # lineages only merge
+
+
+def test_rows_rebuilt_on_demand_match_the_dense_block():
+    """Above DENSE_ROWS the law rebuilds kernel rows by the recurrence (large n); check that
+    path against the dense block on a small n with a tiny block."""
+    rng = np.random.default_rng(0)
+    pi = rng.dirichlet(np.ones(40))
+    dense = _Kernel(40).step(pi, 40)
+    rebuilt = _Kernel(40, dense_rows=7).step(pi, 40)
+    np.testing.assert_allclose(rebuilt, dense, rtol=1e-12, atol=1e-300)
+    assert rebuilt.sum() == pytest.approx(1.0, rel=1e-13)
+
+
+# -- against the exact count chains ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 60])
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.93])
+def test_matches_exact_two_token_chain(n, p):
+    chain = fully_synthetic_chain([p, 1 - p], n)
+    law = collapse_time_law([p, 1 - p], n, max_generations=40)
+    assert law.mean == pytest.approx(chain.mean_collapse_time, rel=1e-9)
+    assert law.sd == pytest.approx(chain.sd_collapse_time, rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(law.survival, chain.survival(40), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(law.collapse_prob, chain.collapse_prob(40), rtol=1e-9,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize(("p", "n"), [([0.2, 0.3, 0.5], 6), ([0.1, 0.2, 0.3, 0.4], 5),
+                                      ([0.05, 0.0, 0.95, 0.0], 9)])
+def test_matches_exact_count_vector_chain(p, n):
+    chain = fully_synthetic_chain(p, n)
+    law = collapse_time_law(p, n)
+    assert law.mean == pytest.approx(chain.mean_collapse_time, rel=1e-9)
+    assert law.sd == pytest.approx(chain.sd_collapse_time, rel=1e-9)
+    m = law.generations[-1]
+    np.testing.assert_allclose(law.survival, chain.survival(m), rtol=1e-8, atol=1e-15)
+
+
+def test_series_and_solve_agree_and_tail_is_below_tol():
+    p0 = target_distribution(600, 29, 0.1, seed=0)
+    law = collapse_time_law(p0, 100, tol=1e-12)
+    assert law.tail <= 1e-12
+    # what the series leaves out is the tail beyond M, about tail × n
+    assert law.mean_series == pytest.approx(law.mean, rel=1e-12)
+    assert law.sd_series == pytest.approx(law.sd, rel=1e-9)
+    assert law.pmf.sum() == pytest.approx(1.0, abs=1e-11)
+    assert law.pmf[0] == 0.0 and np.all(law.pmf >= 0)
+
+
+def test_survival_is_accurate_far_below_rounding_of_one():
+    """n = 2, p = (½, ½): P(T > m) = 2^−m exactly; 1 − ρ_m would floor at ~1e−16."""
+    law = collapse_time_law([0.5, 0.5], 2, tol=1e-30)
+    m = law.generations
+    np.testing.assert_allclose(law.survival[1:], 0.5 ** m[1:], rtol=1e-13)
+    assert law.survival[-1] < 1e-30
+    # a nearly-Dirac p(0): P(T > 1) = 1 − p1² − p2² = 2ε(1 − ε), without cancellation
+    eps = 2.0**-40
+    near = collapse_time_law([1 - eps, eps], 2, max_generations=3)
+    assert near.survival[1] == pytest.approx(2 * eps * (1 - eps), rel=1e-13)
+    assert near.mean == pytest.approx(1 + 4 * eps * (1 - eps), rel=1e-15)
+
+
+# -- the paper's results from the same machinery ----------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 57])
+def test_eq6_sigma_from_two_lineages(n):
+    p0 = target_distribution(40, 12, 0.2, seed=5)
+    m = np.arange(31)
+    expected = 1 - (1 - 1 / n) ** m * (1 - 0.2)          # eq. 6
+    np.testing.assert_allclose(expected_power_sum(p0, n, 30), expected, rtol=1e-12)
+
+
+def test_third_power_sum_matches_count_chain():
+    p = np.array([0.2, 0.3, 0.5])
+    chain = fully_synthetic_chain(p, 6)
+    pi = chain.initial.copy()
+    exact = [float(np.sum(p**3))]
+    for _ in range(12):
+        exact.append(float(pi @ np.sum((chain.states / 6) ** 3, axis=1)))
+        pi = pi @ chain.transition
+    np.testing.assert_allclose(expected_power_sum(p, 6, 12, order=3), exact, rtol=1e-12)
+
+
+def test_proposition1_limit_token_and_rho():
+    p0 = np.array([0.5, 0.0, 0.3, 0.2])
+    law = collapse_time_law(p0, 12, tol=1e-13)
+    late = law.dirac_token_prob(int(law.generations[-1]))
+    np.testing.assert_allclose(late, p0, atol=1e-12)       # Proposition 1
+    for m in (0, 1, 5, 30):
+        assert law.dirac_token_prob(m).sum() == pytest.approx(law.collapse_prob[m], abs=1e-14)
+    chain = fully_synthetic_chain(p0, 6)
+    np.testing.assert_allclose(collapse_time_law(p0, 6).dirac_token_prob(8),
+                               _chain_token_prob(chain, 8), rtol=1e-10)
+
+
+def _chain_token_prob(chain, m):
+    pi = chain.initial.copy()
+    for _ in range(m - 1):
+        pi = pi @ chain.transition
+    out = np.zeros(chain.p0.size)
+    idx = np.flatnonzero(chain.dirac)
+    out[chain.tokens[chain.states[idx].argmax(axis=1)]] = pi[idx]
+    return out
+
+
+def test_eq8_bounds_hold():
+    for S0, support in ((0.01, 181), (0.5, 10)):
+        p0 = target_distribution(600, support, S0, seed=0)
+        for n in (10, 100):
+            mean = collapse_time_law(p0, n).mean
+            lower = 1 + (1 - S0) / (1 - 1 / support) * (n - 1)
+            upper = 1 + (1 - S0) * n * (n - 1)
+            assert lower <= mean <= upper
+
+
+# -- edge cases and shapes -------------------------------------------------------------------
+
+
+def test_one_sample_collapses_at_once():
+    law = collapse_time_law([0.2, 0.8], 1)
+    assert (law.mean, law.sd) == (1.0, 0.0)
+    np.testing.assert_array_equal(law.survival, [1.0, 0.0])
+    np.testing.assert_array_equal(law.collapse_prob, [0.0, 1.0])
+    np.testing.assert_array_equal(law.expected_support, [2.0, 1.0])
+    assert law.quantile(0.5) == 1 and law.quantile(1.0) == 1
+
+
+def test_dirac_p0():
+    law = collapse_time_law([0.0, 1.0, 0.0], 25, max_generations=4)
+    assert (law.mean, law.sd) == (1.0, 0.0)
+    np.testing.assert_array_equal(law.collapse_prob, [1.0] * 5)
+    np.testing.assert_array_equal(law.survival, [1.0, 0, 0, 0, 0])
+    np.testing.assert_allclose(law.expected_support, 1.0, rtol=1e-14)
+    np.testing.assert_array_equal(law.pmf, [0.0, 1.0, 0, 0, 0])
+
+
+def test_contexts_are_independent_chains():
+    p = np.array([target_distribution(30, 8, 0.3, seed=1), target_distribution(30, 3, 0.5, seed=2),
+                  np.eye(30)[4]])
+    both = collapse_time_law(p, 15, max_generations=50)
+    assert both.mean.shape == (3,) and both.survival.shape == (3, 51)
+    for c in range(3):
+        one = collapse_time_law(p[c], 15, max_generations=50)
+        assert both.mean[c] == pytest.approx(one.mean, rel=1e-14)
+        assert both.sd[c] == pytest.approx(one.sd, rel=1e-14, abs=1e-15)
+        np.testing.assert_allclose(both.collapse_prob[c], one.collapse_prob, rtol=1e-13)
+        np.testing.assert_allclose(both.expected_support[c], one.expected_support, rtol=1e-13)
+    assert both.quantile(0.5).shape == (3,)
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="'n' parameter of collapse_time_law"):
+        collapse_time_law([0.5, 0.5], 0)
+    with pytest.raises(ValueError, match="'p0' parameter of collapse_time_law"):
+        collapse_time_law([0.5, 0.6], 3)
+    with pytest.raises(ValueError, match="'q' parameter"):
+        collapse_time_law([0.5, 0.5], 5, max_generations=3).quantile(0.9999)
+
+
+def test_large_n_moments_hold_no_square_matrix():
+    p0 = target_distribution(600, 181, 0.01, seed=0)
+    tracemalloc.start()
+    law = collapse_time_law(p0, 10_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50e6                      # an n × n float64 matrix would be 800 MB
+    diffusion = -2 * 10_000 * np.sum((1 - p0) * np.log1p(-p0))
+    assert law.mean == pytest.approx(diffusion, rel=1e-3)
+    assert 0.5 * law.mean < law.sd < law.mean
+
+
+# -- against Monte Carlo of the loop ---------------------------------------------------------
+
+
+def test_loop_matches_law_mean_ks_support_and_rho():
+    p0 = target_distribution(12, 6, 0.3, seed=3)
+    n, runs = 8, 4000
+    law = collapse_time_law(p0, n)
+    horizon = law.quantile(1 - 1e-6)
+    res = run_loop(p0, FullySynthetic(n=n), n_runs=runs, n_generations=horizon, seed=11,
+                   metrics=("support", "collapsed"), progress=False)
+    times = res.data.collapse_time.values.ravel()
+    assert not np.isnan(times).any()
+    z = (times.mean() - law.mean) / (law.sd / np.sqrt(runs))
+    assert abs(z) < Z_MAX
+    assert ks_pvalue(times, law.survival) > P_MIN
+    # the same KS statistic rejects the law of a neighbouring n: it has power here
+    assert ks_pvalue(times, collapse_time_law(p0, n + 2).survival) < P_MIN
+    for m in (1, 3, 8, 20):
+        support = res.data.support.values[:, 0, m]
+        se = support.std(ddof=1) / np.sqrt(runs)
+        assert abs(support.mean() - law.expected_support[m]) < Z_MAX * se
+        rho = law.collapse_prob[m]
+        hits = res.data.collapsed.values[:, 0, m].mean()
+        assert abs(hits - rho) < Z_MAX * np.sqrt(rho * (1 - rho) / runs)
+
+
+# -- partially synthetic ---------------------------------------------------------------------
+
+
+def _eq9(m, n, N, S0):
+    """S_m of Theorem 2 (eq. 9), with the S0-term sign as appendix B.3's recursion gives it."""
+    if m == 1:
+        return 1 / N + (1 - 1 / N) * S0
+    a = n / (N + n)
+    b = a * ((1 + 1 / N) * a - 1 / N)
+    d = 1 + (1 + 1 / N) * a
+    k = m - 1
+    return ((1 / N) * (1 + 2 * a - (1 - 1 / N) * a * b**k) / d
+            + (1 - 1 / N) * S0 / d * (1 + a + a * b**k / N))
+
+
+@pytest.mark.parametrize(("n", "N"), [(1, 1), (3, 5), (10, 2), (50, 50)])
+def test_partially_synthetic_sigma_is_theorem2(n, N):
+    p0 = target_distribution(20, 7, 0.25, seed=4)
+    moments = partially_synthetic_moments(p0, n, N, 12)
+    assert moments.sigma_mean[0] == pytest.approx(0.25, rel=1e-9)
+    expected = [_eq9(m, n, N, 0.25) for m in range(1, 13)]
+    np.testing.assert_allclose(moments.sigma_mean[1:], expected, rtol=1e-12)
+
+
+def test_partially_synthetic_moments_against_simulation():
+    p0 = np.array([0.45, 0.3, 0.15, 0.1])
+    n, N, runs, G = 6, 4, 40_000, 6
+    moments = partially_synthetic_moments(p0, n, N, G)
+    rng = np.random.Generator(np.random.PCG64DXSM(2024))
+    corpus = rng.multinomial(N, p0, size=runs)
+    first = corpus / N
+    model = first
+    l2 = np.zeros((runs, G + 1))
+    sigma = np.zeros((runs, G + 1))
+    sigma[:, 1] = np.sum(first**2, axis=1)
+    for m in range(2, G + 1):
+        model = (corpus + rng.multinomial(n, model)) / (N + n)
+        l2[:, m] = np.sum((model - first) ** 2, axis=1)
+        sigma[:, m] = np.sum(model**2, axis=1)
+    for m in range(2, G + 1):
+        for values, exact in ((l2[:, m], moments.l2sq_to_first[m]),
+                              (sigma[:, m], moments.sigma_mean[m])):
+            se = values.std(ddof=1) / np.sqrt(runs)
+            assert abs(values.mean() - exact) < Z_MAX * se
+    # the loop's σ_m agrees too, and nothing ever collapses with a 4-sample non-Dirac corpus
+    res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=4000, n_generations=G, seed=5,
+                   metrics=("sigma", "collapsed"), progress=False)
+    for m in range(1, G + 1):
+        values = res.data.sigma.values[:, 0, m]
+        se = values.std(ddof=1) / np.sqrt(values.size)
+        assert abs(values.mean() - moments.sigma_mean[m]) < Z_MAX * se
+    rho = moments.collapse_prob[1]
+    assert rho == pytest.approx(np.sum(p0**N))
+    hits = res.data.collapsed.values[:, 0, G].mean()
+    assert abs(hits - rho) < Z_MAX * np.sqrt(rho * (1 - rho) / 4000)
+
+
+# -- S_m of every fresh-draw scenario from a pair of lineages --------------------------------
+
+
+def test_expected_sigma_reduces_to_eq6_and_eq9():
+    p0 = target_distribution(20, 7, 0.25, seed=4)
+    np.testing.assert_allclose(expected_sigma(p0, FullySynthetic(n=9), 25),
+                               1 - (1 - 1 / 9) ** np.arange(26) * 0.75, rtol=1e-12)
+    np.testing.assert_allclose(expected_sigma(p0, MostRecent(n=9, K=1), 25),
+                               expected_sigma(p0, FullySynthetic(n=9), 25), rtol=1e-13)
+    np.testing.assert_allclose(expected_sigma(p0, PartiallySynthetic(n=3, N=5), 10)[1:],
+                               [_eq9(m, 3, 5, 0.25) for m in range(1, 11)], rtol=1e-12)
+    with pytest.raises(ValueError, match="'scenario' parameter of expected_sigma"):
+        expected_sigma(p0, Accumulate(n=3, N=5), 4)
+
+
+@pytest.mark.parametrize("split", ["even", "literal"])
+@pytest.mark.parametrize(("n", "K"), [(4, 2), (5, 3), (7, 3)])
+def test_window_sigma_matches_exact_window_chain(n, K, split):
+    exact = window_chain([0.4, 0.6], n, K, split=split).sigma_mean(40)
+    np.testing.assert_allclose(expected_sigma([0.4, 0.6], MostRecent(n=n, K=K, split=split), 40),
+                               exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("scenario", "seed"), [(RandomPool(n=6), 31),
+                                                (MostRecent(n=10, K=5), 32),
+                                                (FreshReal(n=6, N=3), 33)])
+def test_expected_sigma_matches_the_loop(scenario, seed):
+    p0 = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    runs, G = 4000, 30
+    exact = expected_sigma(p0, scenario, G)
+    res = run_loop(p0, scenario, n_runs=runs, n_generations=G, seed=seed, metrics=("sigma",),
+                   progress=False)
+    sigma = res.data.sigma.values[:, 0, :]
+    se = sigma.std(axis=0, ddof=1) / np.sqrt(runs)
+    z = (sigma.mean(axis=0)[1:] - exact[1:]) / se[1:]
+    assert np.max(np.abs(z)) < Z_MAX  # 30 generations: Bonferroni level 30 × 6.3e-5 = 2e-3
+
+
+def test_pair_genealogy_agrees_with_cross_moment_recursions():
+    """Two independent derivations of the same second moments: lineage pairs here, cross
+    moments M(t, u) in theory.mixed and theory.partial."""
+    from modelcollapse.theory.mixed import second_moments
+    from modelcollapse.theory.partial import expected_l2sq_deviation
+
+    p0 = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    s0 = float(np.sum(p0**2))
+    for scenario in (MostRecent(n=10, K=5), MostRecent(n=9, K=4, split="literal"),
+                     RandomPool(n=6), FreshReal(n=6, N=3)):
+        np.testing.assert_allclose(expected_sigma(p0, scenario, 120),
+                                   second_moments(s0, scenario, 120).sigma, rtol=1e-12)
+    moments = partially_synthetic_moments(p0, 3, 5, 20)
+    for m in (1, 2, 5, 20):
+        assert moments.l2sq_to_first[m] == pytest.approx(expected_l2sq_deviation(s0, 3, 5, m),
+                                                         rel=1e-12, abs=1e-15)
