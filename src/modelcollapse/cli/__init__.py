@@ -9,7 +9,7 @@ import click
 from ._common import run_main
 
 #: Modules under modelcollapse.cli that each define a click command or group named ``command``.
-VERB_MODULES = ("simulate",)
+VERB_MODULES = ("simulate", "theory", "budget", "verify", "reproduce", "sweep", "results", "lm")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
