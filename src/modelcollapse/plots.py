@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -37,38 +38,81 @@ METRIC_LABELS = {
     "support": "support size",
 }
 RUN_COLOR, MEAN_COLOR, THEORY_COLOR = "#e6b422", "#c0392b", "#1f4e9c"
+PAPER_COLOR, BOUND_COLOR, HIST_COLOR = "#555555", "#d62728", "#7fb069"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A theory curve to overlay: y over x, drawn dashed (house style) unless told otherwise."""
+
+    x: np.ndarray
+    y: np.ndarray
+    label: str
+    style: str = "--"
+    color: str = THEORY_COLOR
 
 
 def plot_runs(ax, result: Result, metric: str, *, context: int = 0, max_runs: int = 100,
-              theory: np.ndarray | None = None, theory_label: str = "theory") -> None:
-    """Each run thin, the mean over runs bold (with a ±2 se band), optional theory dashed."""
+              theory: np.ndarray | None = None, theory_label: str = "theory",
+              start: int | None = None) -> None:
+    """Each run thin, the mean over runs bold (with a ±2 se band), optional theory dashed.
+
+    ``theory`` is indexed by generation m = 0, 1, …. ``start``: first generation drawn; by
+    default 1 for ``l1_to_first`` (at m = 0 it holds ‖p(0) − p(1)‖₁, another quantity) and
+    0 otherwise.
+    """
+    start = (1 if metric == "l1_to_first" else 0) if start is None else start
     values = result.data[metric].isel(context=context).values.astype(float)  # (run, generation)
     generations = result.data["generation"].values
-    for row in values[:max_runs]:
-        ax.plot(generations, row, color=RUN_COLOR, lw=0.5, alpha=0.35)
+    # One call for all runs: far faster than a call per run at 100 runs × 500 generations.
+    ax.plot(generations[start:], values[:max_runs, start:].T, color=RUN_COLOR, lw=0.5,
+            alpha=0.35)
     mean, se = result.mean(metric) if result.data.sizes["context"] == 1 else (
         np.nanmean(values, axis=0), np.nanstd(values, axis=0) / np.sqrt(values.shape[0]))
-    ax.plot(generations, mean, color=MEAN_COLOR, lw=2, label="mean over runs")
-    ax.fill_between(generations, mean - 2 * se, mean + 2 * se, color=MEAN_COLOR, alpha=0.2, lw=0)
+    ax.plot(generations[start:], mean[start:], color=MEAN_COLOR, lw=2, label="mean over runs")
+    ax.fill_between(generations[start:], (mean - 2 * se)[start:], (mean + 2 * se)[start:],
+                    color=MEAN_COLOR, alpha=0.2, lw=0)
     if theory is not None:
-        ax.plot(generations[: len(theory)], theory, ls="--", color=THEORY_COLOR, lw=1.6,
-                label=theory_label)
+        theory = np.asarray(theory)
+        ax.plot(generations[start: len(theory)], theory[start:], ls="--", color=THEORY_COLOR,
+                lw=1.6, label=theory_label)
     ax.set_xlabel("generation m")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.legend(frameon=False, fontsize=8)
 
 
 def plot_collapse_histogram(ax, result: Result, *, variable: str = "collapse_time",
-                            bins: int = 30) -> None:
+                            bins: int = 30, theory_pmf: np.ndarray | None = None,
+                            theory_label: str = "exact law", reference: float | None = None,
+                            reference_label: str = "paper", max_generation: int | None = None,
+                            ) -> None:
     """Histogram of the collapse time T over runs, the mean as a vertical line; censored runs
-    are counted in the title, never dropped silently."""
+    are counted in the title, never dropped silently.
+
+    ``theory_pmf``: P(T = m) for m = 0, 1, …, drawn dashed as the expected count per bin.
+    ``reference``: a mean stated elsewhere (the paper's), drawn as a dotted vertical line.
+    ``max_generation``: the right end of the bins (default: the result's last generation).
+    """
     times = result.data[variable].values.ravel()
     done = times[~np.isnan(times)]
     censored = int(np.isnan(times).sum())
+    top = result.n_generations if max_generation is None else max_generation
+    edges = np.linspace(0.5, top + 0.5, bins + 1)
     if done.size:
-        ax.hist(done, bins=bins, color="#7fb069", edgecolor="white")
+        ax.hist(done, bins=edges, color=HIST_COLOR, edgecolor="white")
         ax.axvline(done.mean(), color=MEAN_COLOR, lw=2, label=f"mean = {done.mean():.1f}")
+    if theory_pmf is not None:
+        # Expected runs per bin: runs × P(T in bin), from the cumulative law at the bin edges.
+        cdf = np.concatenate([[0.0], np.cumsum(theory_pmf)])
+        at = np.clip(np.floor(edges).astype(int) + 1, 0, cdf.size - 1)
+        expected = times.size * np.diff(cdf[at])
+        ax.stairs(expected, edges, ls="--", color=THEORY_COLOR, lw=1.4, label=theory_label)
+    if reference is not None:
+        ax.axvline(reference, color=PAPER_COLOR, ls=":", lw=1.8,
+                   label=f"{reference_label} = {reference:g}")
+    if done.size or theory_pmf is not None or reference is not None:
         ax.legend(frameon=False, fontsize=8)
+    ax.set_xlim(0, top + 0.5)
     ax.set_xlabel("T (generation of total collapse)" if variable == "collapse_time"
                   else "absorption time")
     ax.set_ylabel("runs")
@@ -78,11 +122,66 @@ def plot_collapse_histogram(ax, result: Result, *, variable: str = "collapse_tim
 def plot_distribution(ax, p: np.ndarray, *, title: str | None = None) -> None:
     """Bar plot of a distribution over tokens on a log axis (paper Figs. 2 and 4, top row)."""
     tokens = np.flatnonzero(p > 0)
-    ax.bar(tokens, p[tokens], width=max(1.0, p.size / 300), color="#2e8b57")
+    # One line collection, not a patch per token: hundreds of bars cost seconds to draw.
     ax.set_yscale("log")
+    floor = p[tokens].min() / 2
+    ax.vlines(tokens, floor, p[tokens], color="#2e8b57", lw=max(0.6, 300 / max(p.size, 1)))
+    ax.set_ylim(floor, None)
     ax.set_xlim(0, p.size)
     ax.set_xlabel("token i")
     ax.set_ylabel("$p_i$")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def simplex_xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Barycentric projection of points of the 2-simplex, ``p`` (k, 3) -> x, y each (k,):
+    x = p₂ + p₃/2, y = (√3/2) p₃, so δ₁, δ₂, δ₃ land on (0, 0), (1, 0), (1/2, √3/2)."""
+    p = np.asarray(p, dtype=np.float64)
+    return p[:, 1] + 0.5 * p[:, 2], (np.sqrt(3) / 2) * p[:, 2]
+
+
+def plot_simplex(ax, points: np.ndarray, *, title: str | None = None,
+                 labels: Sequence[str] = ("1", "2", "3")) -> None:
+    """Ternary scatter of distributions over 3 tokens (paper Fig. 1), ``points`` (k, 3).
+
+    Points at a vertex (Dirac masses) are drawn solid and larger; the others pale. The count
+    at a vertex is written under the triangle.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2], [0.0, 0.0]])
+    ax.plot(corners[:, 0], corners[:, 1], color="#999999", lw=0.8)
+    for (cx, cy), label, dx, dy in zip(corners[:3], labels, (-0.05, 0.05, 0.0), (-0.06, -0.06,
+                                                                                   0.05)):
+        ax.text(cx + dx, cy + dy, label, ha="center", va="center", fontsize=8, color="#666666")
+    vertex = points.max(axis=1) >= 1.0
+    x, y = simplex_xy(points)
+    ax.scatter(x[~vertex], y[~vertex], s=14, color=MEAN_COLOR, alpha=0.35, lw=0)
+    ax.scatter(x[vertex], y[vertex], s=40, color=MEAN_COLOR, alpha=1.0, lw=0)
+    ax.text(0.5, -0.14, f"{int(vertex.sum())} of {points.shape[0]} at a vertex", ha="center",
+            fontsize=8)
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_ylim(-0.2, 0.95)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def plot_collapse_time_vs_n(ax, n: np.ndarray, mean: np.ndarray, se: np.ndarray, *,
+                            curves: Sequence[Curve] = (), title: str | None = None) -> None:
+    """Mean collapse time against the sample size n (paper Fig. 2, bottom row): crosses with
+    ±2 se bars, theory curves (bounds, exact E[T], predictions) over n. All arrays (len(n),)."""
+    se = np.nan_to_num(np.asarray(se, dtype=np.float64))
+    ax.errorbar(n, mean, yerr=2 * se, fmt="x", color=THEORY_COLOR, ms=7, mew=1.6, capsize=2,
+                lw=1, label="mean T over runs (±2 se)", zorder=3)
+    for curve in curves:
+        ax.plot(curve.x, curve.y, ls=curve.style, color=curve.color, lw=1.5, label=curve.label)
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("generation of total collapse T")
+    ax.set_xlim(0, None)
+    ax.set_ylim(0, None)
+    ax.legend(frameon=False, fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
 

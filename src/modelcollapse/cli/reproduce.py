@@ -1,0 +1,110 @@
+"""``modelcollapse reproduce``: the paper's figures, at the paper's scale, with a report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ._common import echo_json, fail, input_errors
+
+FIG5 = "fig5"
+
+
+def _resolve(names: tuple[str, ...], with_fig5: bool) -> tuple[list[str], bool]:
+    """Statistical figures (names, or paths of .toml specs) to run, and whether to run Fig. 5
+    (the transformer) too."""
+    from ..experiments import resolve_figures
+
+    fig5 = FIG5 in names or (with_fig5 and "all" in names)
+    files = [n for n in names if n.endswith(".toml")]
+    named = [n for n in names if n != FIG5 and n not in files]
+    return (resolve_figures(named) if named else []) + files, fig5
+
+
+def _text(runs, fig5_summary: Path | None, seconds: float, report: tuple[Path, Path]) -> str:
+    lines = []
+    for run in runs:
+        s = run.summary
+        lines.append(f"{s['figure']}  {s['title']}  ({s['mode']}; simulated "
+                     f"{len(s['simulated_cells'])} of {len(s['cells'])} cells)")
+        for cell in s["cells"]:
+            for row in cell["comparison"]:
+                z = "∞" if row["z"] is None else f"{row['z']:+.1f}"
+                ours = "—" if row["ours"] is None else f"{row['ours']:.4g}"
+                lines.append(f"    {cell['label']:<28} {row['quantity']:<20} ours {ours:>8}  "
+                             f"paper {row['paper']:g}  z {z}")
+        for v in s["verdict"]:
+            lines.append(f"    {v['tag']} '{v['value']}': "
+                         f"{'agrees with' if v['agrees'] else 'differs from'} the paper")
+    if fig5_summary is not None:
+        lines.append(f"fig5  written to {fig5_summary.parent}")
+    lines.append(f"report: {report[0]}, {report[1]}  ({seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+@click.command("reproduce")
+@click.argument("figures", nargs=-1, required=True)
+@click.option("--quick", is_flag=True, help="Fewer runs and generations: seconds, not minutes.")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for results, plots and the report.")
+@click.option("--replot", is_flag=True,
+              help="Re-draw figures and report from saved results; simulate nothing.")
+@click.option("--runs", type=int, help="Runs per cell instead of the spec's (paper: 100).")
+@click.option("--with-fig5", is_flag=True, help="With 'all': also the transformer (Fig. 5).")
+@click.option("--preset", type=click.Choice(["cpu", "paper", "tiny"]), default="cpu",
+              show_default=True, help="Fig. 5 transformer settings.")
+@click.option("--device", default="cpu", show_default=True, help="Fig. 5: cpu or cuda.")
+@click.option("--corpus", type=click.Path(dir_okay=False), help="Fig. 5: tiny Shakespeare file.")
+@click.option("--download", is_flag=True, help="Fig. 5: download the corpus if not cached.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a TTY).")
+def command(figures, quick, out, replot, runs, with_fig5, preset, device, corpus, download, fmt,
+            progress) -> None:
+    """Reproduce the paper's figures: fig1, fig2, fig3, fig4, fig6 or all (and fig5); or
+    run figure specs given as .toml files.
+
+    Results, plots (PNG and PDF) and summary.json go to OUT/<figure>/, the report to
+    OUT/report.md and OUT/report.html. A rerun loads the cells already saved.
+    """
+    from ..experiments import load_figure, reproduce_fig5, run_figure
+    from ..experiments.runner import MissingResultError
+    from ..report import write_report
+
+    started = time.perf_counter()
+    with input_errors():
+        names, fig5 = _resolve(tuple(figures), with_fig5)
+        if runs is not None and runs < 1:
+            raise ValueError(f"The 'runs' parameter of reproduce must be an int in the range "
+                             f"[1, inf). Got {runs} instead.")
+        if Path(out).exists() and not Path(out).is_dir():
+            raise ValueError(f"'out' must be a directory; {out!r} is a file")
+        specs = [load_figure(name, quick=quick, runs=runs) for name in names]
+    done = []
+    for spec in specs:
+        try:
+            done.append(run_figure(spec, out, replot=replot, progress=progress))
+        except MissingResultError as exc:  # --replot before any run: the user's to fix
+            fail(str(exc))
+    fig5_summary = None
+    if fig5:
+        if replot:
+            fail("fig5 cannot be re-plotted without its runs; run it without --replot")
+        try:
+            fig5_summary = reproduce_fig5(out, preset="tiny" if quick else preset,
+                                          device=device, corpus=corpus, download=download,
+                                          progress=progress)
+        except ImportError as exc:
+            fail(f"fig5 needs the 'lm' extra (PyTorch): {exc}")
+        except OSError as exc:
+            fail(str(exc).splitlines()[0])
+    report = write_report(out)
+    seconds = time.perf_counter() - started
+    if fmt == "json":
+        echo_json({"figures": [run.summary for run in done],
+                   "fig5": str(fig5_summary) if fig5_summary else None,
+                   "report": [str(p) for p in report], "seconds": round(seconds, 3)})
+    else:
+        click.echo(_text(done, fig5_summary, seconds, report))

@@ -1,0 +1,140 @@
+"""Theory set beside each figure cell, named as figure specs name it (``theory = [...]``).
+
+Only calls into :mod:`modelcollapse.theory`; no formula is restated here.
+
+* ``eq6``: S_m = E σ_m of the fully synthetic loop (Theorem 1, eq. 6), averaged over contexts.
+* ``eq8``: the bounds of eq. 8 on E[T] (Theorem 1).
+* ``exact_T``: the exact law of T from the genealogy of the samples
+  (:func:`~modelcollapse.theory.genealogy.collapse_time_law`): E[T], sd(T), P(T = m), ρ_m.
+* ``diffusion_T``: E[T] from the Wright–Fisher diffusion (Littler 1975) and its finite-n
+  correction (:mod:`modelcollapse.theory.diffusion`).
+* ``eq9``: S_m of the partially synthetic loop (Theorem 2, eq. 9).
+* ``moments``: exact S_m of any fresh-draw scenario (windows, random pool; §4.2) from the
+  second-moment recursion of :func:`~modelcollapse.theory.mixed.second_moments`.
+* ``absorption``: the approximate absorption time of the most-recent-K window
+  (:func:`~modelcollapse.theory.mixed.most_recent_collapse_prediction`; K = 1: E[T]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..scenarios import FullySynthetic, MostRecent
+from ..spec import SimulationSpec
+from ..theory.diffusion import collapse_time_prediction, littler_collapse_time
+from ..theory.genealogy import collapse_time_law
+from ..theory.mixed import most_recent_collapse_prediction, second_moments
+from ..theory.paper import collapse_time_bounds, expected_sigma_fully, expected_sigma_partial
+
+__all__ = ["THEORIES", "CellTheory", "cell_theory", "collapse_time_curves"]
+
+
+@dataclass
+class CellTheory:
+    """Scalars (names of the report's quantities) and curves over generations m = 0 … G."""
+
+    numbers: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _rows(p0: np.ndarray) -> np.ndarray:
+    p0 = np.asarray(p0, dtype=np.float64)
+    return p0[None, :] if p0.ndim == 1 else p0
+
+
+def _eq6(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    s0 = np.sum(_rows(p0) ** 2, axis=1)                                       # (contexts,)
+    curve = np.mean([expected_sigma_fully(float(s), spec.n, generations) for s in s0], axis=0)
+    out.curves["S_eq6"] = curve
+    out.numbers["S_eq6_final"] = float(curve[-1])
+    for m in snapshots:
+        out.numbers[f"S_eq6@{m}"] = float(curve[m])
+
+
+def _eq8(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    rows = _rows(p0)
+    bounds = np.array([collapse_time_bounds(float(np.sum(r**2)), int(np.count_nonzero(r)), spec.n)
+                       for r in rows])                                          # (contexts, 2)
+    out.numbers["T_lower_eq8"], out.numbers["T_upper_eq8"] = bounds.mean(axis=0).tolist()
+
+
+def _exact_T(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    rows = _rows(p0)
+    law = collapse_time_law(rows, spec.n, max_generations=int(generations[-1]))
+    out.numbers["T_exact"] = float(np.mean(law.mean))
+    out.numbers["T_exact_sd"] = float(np.mean(law.sd)) if rows.shape[0] == 1 else None
+    dirac = law.collapse_prob.mean(axis=0)                                     # (G+1,)
+    out.curves["dirac_fraction_exact"] = dirac
+    if rows.shape[0] == 1:
+        out.curves["T_pmf_exact"] = law.pmf[0]
+    for m in snapshots:
+        out.numbers[f"dirac_fraction_exact@{m}"] = float(dirac[m])
+
+
+def _diffusion_T(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    rows = _rows(p0)
+    out.numbers["T_diffusion"] = float(np.mean(littler_collapse_time(rows, spec.n)))
+    out.numbers["T_diffusion_corrected"] = float(np.mean(collapse_time_prediction(rows, spec.n)))
+
+
+def _eq9(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    s0 = np.sum(_rows(p0) ** 2, axis=1)
+    curve = np.mean([expected_sigma_partial(float(s), spec.n, spec.N, generations) for s in s0],
+                    axis=0)
+    out.curves["S_eq9"] = curve
+    out.numbers["S_eq9_final"] = float(curve[-1])
+
+
+def _moments(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    # S_m is linear in S0 (only Σ p_i² enters), so contexts average through S0.
+    s0 = float(np.mean(np.sum(_rows(p0) ** 2, axis=1)))
+    curve = second_moments(s0, spec.build_scenario(), int(generations[-1])).sigma
+    out.curves["S_exact"] = curve
+    out.numbers["S_exact_final"] = float(curve[-1])
+    # The same window as the measured plateau: generations G//2 … G.
+    out.numbers["S_exact_plateau"] = float(curve[int(generations[-1]) // 2:].mean())
+
+
+def _absorption(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    scenario = spec.build_scenario()
+    row = _rows(p0)[0]
+    if isinstance(scenario, FullySynthetic):
+        out.numbers["absorption_predicted"] = float(collapse_time_prediction(row, spec.n))
+    elif isinstance(scenario, MostRecent) and scenario.split == "even":
+        out.numbers["absorption_predicted"] = most_recent_collapse_prediction(row, spec.n,
+                                                                              scenario.K)
+
+
+#: Theory name (as figure specs write it) -> what computes it.
+THEORIES: dict[str, Callable] = {"eq6": _eq6, "eq8": _eq8, "exact_T": _exact_T,
+                                 "diffusion_T": _diffusion_T, "eq9": _eq9,
+                                 "moments": _moments, "absorption": _absorption}
+
+
+def cell_theory(names: Sequence[str], p0: np.ndarray, spec: SimulationSpec, *,
+                snapshots: Sequence[int] = ()) -> CellTheory:
+    """The theory ``names`` for one cell: ``p0`` is (vocab,) or (contexts, vocab)."""
+    out = CellTheory()
+    generations = np.arange(spec.generations + 1)
+    for name in names:
+        THEORIES[name](p0, spec, generations, snapshots, out)
+    return out
+
+
+def collapse_time_curves(p0: np.ndarray, n_values: Sequence[int]) -> dict[str, np.ndarray]:
+    """E[T] over a grid of n for one p(0) (vocab,): exact, eq. 8 lower bound, diffusion.
+
+    Used by Fig. 2 to draw the theory as curves between the simulated n.
+    """
+    p0 = np.asarray(p0, dtype=np.float64)
+    s0, support = float(np.sum(p0**2)), int(np.count_nonzero(p0))
+    n_values = np.asarray(n_values)
+    return {
+        "n": n_values,
+        "T_exact": np.array([collapse_time_law(p0, int(n)).mean for n in n_values]),
+        "T_lower_eq8": np.array([collapse_time_bounds(s0, support, int(n))[0] for n in n_values]),
+        "T_diffusion": np.array([littler_collapse_time(p0, int(n)) for n in n_values]),
+    }
