@@ -114,7 +114,8 @@ class Result:
                 store = tmp / "store.zarr"
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    self.data.to_zarr(store, zarr_format=3, consolidated=False, mode="w")
+                    self.data.to_zarr(store, zarr_format=3, consolidated=False, mode="w",
+                                      encoding=_few_chunks(self.data))
                 _replace_dir(store, path)
                 shutil.rmtree(tmp)
         except BaseException:
@@ -135,6 +136,22 @@ class Result:
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
             return cls(ds.load())
+
+
+#: Largest Zarr chunk written; results are split along their first dimension (runs) only.
+CHUNK_BYTES = 32 * 2**20
+
+
+def _few_chunks(ds: xr.Dataset) -> dict[str, dict]:
+    """One chunk per variable up to CHUNK_BYTES: a store of a few files, not hundreds."""
+    encoding = {}
+    for name, var in ds.variables.items():
+        if var.ndim == 0:
+            continue
+        row_bytes = max(1, var.dtype.itemsize * int(np.prod(var.shape[1:])))
+        first = max(1, min(var.shape[0], CHUNK_BYTES // row_bytes))
+        encoding[name] = {"chunks": (first, *var.shape[1:])}
+    return encoding
 
 
 def _restore_types(ds: xr.Dataset) -> xr.Dataset:
