@@ -134,6 +134,10 @@ class History:
     def stored(self, t: int) -> Model:
         return self._models[t]
 
+    def concat(self, parts: list[np.ndarray]) -> np.ndarray:
+        """Join draws into one training set (tokens side by side)."""
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
     def draw_pooled(self, m: int, size: int) -> np.ndarray:
         """Draws for the random pool (§4.2): each sample's source generation is uniform on
         0 … m−1; generation 0 is p(0), generation t ≥ 1 the model p(t)."""
@@ -237,7 +241,8 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
 
         return run_loop_torch(p0, scenario, n_runs=n_runs, n_generations=n_generations,
                               entropy=entropy, names=names, chunk_runs=chunk_runs,
-                              progress=progress, device=device, spec=spec)
+                              progress=progress, device=device, spec=spec,
+                              stop_when_absorbed=stop_when_absorbed)
     p_live, token_ids = _live_support(p0)
     n_contexts = p0.shape[0]
     store = _Store(n_runs * n_contexts, n_generations, names)

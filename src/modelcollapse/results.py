@@ -9,6 +9,7 @@ and ``absorbed_token`` (vocabulary id, −1 when not absorbed).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -27,7 +28,8 @@ from .rng import RUN_BLOCK
 __all__ = ["Result", "atomic_write_text", "build_result", "provenance"]
 
 
-def provenance() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     """Versions of what produced a result."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -37,7 +39,12 @@ def provenance() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             continue
-    return out
+    return tuple(out.items())
+
+
+def provenance() -> dict[str, str]:
+    """Versions of what produced a result (read once per process: metadata lookups are slow)."""
+    return dict(_versions())
 
 
 @dataclass

@@ -66,7 +66,7 @@ class Scenario:
         counts = self.counts(m)
         parts = [history.corpus()[:, : counts[0]] if (t == 0 and self.real == "corpus")
                  else history.draw(t, int(c)) for t, c in enumerate(counts) if c > 0]
-        return history.model(np.concatenate(parts, axis=1))
+        return history.model(history.concat(parts))
 
     def corpus_size(self) -> int:
         """Size of the fixed real corpus the scenario reuses (0 if it draws fresh real data)."""

@@ -90,6 +90,10 @@ class SimulationSpec(BaseModel):
             if self.window_split == "literal" and self.K > self.n:
                 raise ValueError(f"'K' must be at most 'n' ({self.n}) with window_split "
                                  f"'literal'; got {self.K}")
+        if self.backend == "torch":
+            _check_torch_device(self.device)
+        elif self.device != "cpu":
+            raise ValueError(f"'device' {self.device!r} needs backend 'torch'")
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
@@ -118,6 +122,15 @@ class SimulationSpec(BaseModel):
 
     def build_scenario(self) -> Scenario:
         return make_scenario(self.scenario, n=self.n, N=self.N, K=self.K, split=self.window_split)
+
+
+def _check_torch_device(device: str) -> None:
+    """The torch backend's device must exist here (checked now, not after the run starts)."""
+    try:
+        from .torch_backend import resolve_device
+    except ImportError:
+        raise ValueError("backend 'torch' needs PyTorch: pip install 'modelcollapse[lm]'") from None
+    resolve_device(device)
 
 
 def load_spec(path: str | Path, **overrides) -> SimulationSpec:

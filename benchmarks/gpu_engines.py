@@ -1,0 +1,240 @@
+"""CUDA numbers of the torch engine for the goal case, in one short command (~2 min on an H100).
+
+    python benchmarks/gpu_engines.py [--out DIR]     # DIR: --out, else $OUT, else "."
+
+Goal case (issue 7: ≥ 10^10 trials/s on one H100 and ≥ 50× the numpy engine on the same
+machine's CPU): fully synthetic (§2.2), runs = 10^5, n = 100, vocabulary 600, support 600,
+p(0) = target_distribution(600, 600, S0 = 1.5/600, seed 0) — a nearly uniform p(0), so runs
+live long (E[T] ≈ 2n = 200; the "alive" column is the share of run-generations not yet
+absorbed); metrics σ and ‖p(m) − p(1)‖₁. Trials = runs × generations × n. "wall" is the
+whole ``run_loop`` call (host result arrays and the xarray Result included), "loop" the
+generation loop alone (results copied to the host included).
+
+Measured in this order, each in its own guard (a failure is recorded and the rest goes on):
+  1. torch-cuda, goal case, G = 20 and 100 (sanity: mean σ_m against Theorem 1 eq. 6);
+  2. the numpy engine on this machine's CPU (one thread), goal case, G = 20, and the ratios;
+  3. raw generator throughput: torch Philox on the GPU, numpy PCG64DXSM on the CPU;
+  4. torch-cuda, goal case, G = 1000 (most runs absorbed by then: see "alive");
+  5. torch-cuda, goal case, every metric, G = 100;
+  6. torch-cuda, partially synthetic N = 100, n = 100 (never absorbs), G = 200;
+  7. n = 1000, support 52, runs = 10^5, G = 10: token draws against binomial-tree counts.
+Writes gpu_engines.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the numpy engine: one core
+
+import numpy as np
+import torch
+
+from modelcollapse.distributions import target_distribution
+from modelcollapse.loop import run_loop
+from modelcollapse.metrics import resolve_metrics
+from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
+from modelcollapse.torch_backend import run_loop_torch
+
+RUNS, N_SAMPLES, VOCAB, SUPPORT = 100_000, 100, 600, 600
+S0 = 1.5 / SUPPORT
+METRICS = ("sigma", "l1_to_first")
+TIME_LIMIT = 170.0  # seconds; later items are skipped past it
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"torch": torch.__version__, "numpy": np.__version__, "cpu": cpu,
+            "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda)
+    return info
+
+
+def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="auto") -> dict:
+    """One timed torch run: wall and loop seconds, trials/s, alive share, and for the fully
+    synthetic loop the largest |z| of mean σ_m against Theorem 1 eq. 6."""
+    timings: dict = {}
+    _sync(device)
+    start = time.perf_counter()
+    res = run_loop_torch(np.atleast_2d(p0), scenario, n_runs=runs, n_generations=generations,
+                         entropy=1, names=resolve_metrics(metrics), device=device,
+                         mode=mode, timings=timings)
+    wall = time.perf_counter() - start
+    trials = runs * generations * scenario.n
+    absorbed = res.data["absorption_time"].values.ravel()
+    lived = np.minimum(np.nan_to_num(absorbed, nan=generations), generations)
+    row = {"runs": runs, "generations": generations, "n": scenario.n,
+           "scenario": scenario.describe(), "representation": res.data.attrs["representation"],
+           "wall_s": wall, "loop_s": timings["loop_s"], "trials": trials,
+           "rate_wall": trials / wall, "rate_loop": trials / timings["loop_s"],
+           "alive": float(lived.mean() / generations)}
+    if isinstance(scenario, FullySynthetic):
+        row["eq6_max_abs_z"] = theorem1_max_z(res, scenario.n, float(np.sum(p0 ** 2)))
+    return row
+
+
+def theorem1_max_z(res, n: int, s0: float, last: int = 300) -> float:
+    """Largest |z| of mean σ_m against eq. 6 over m = 1 … min(G, last), where the standard
+    error is positive (once every run has collapsed, σ_m = 1 exactly)."""
+    mean, se = res.mean("sigma")
+    m = np.arange(mean.size)
+    z = (mean - (1 - (1 - 1 / n) ** m * (1 - s0))) / np.where(se > 0, se, np.nan)
+    return float(np.nanmax(np.abs(z[1 : last + 1])))
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def rng_rates(device: str, count: int = 1 << 28) -> dict:
+    out = {}
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0)
+    kind = "Philox" if device.startswith("cuda") else "MT19937"
+    for label, dtype, fill in ((f"torch {kind} uniform float32", torch.float32, "uniform"),
+                               (f"torch {kind} uniform float64", torch.float64, "uniform"),
+                               (f"torch {kind} 62-bit words (the engine's)", torch.int64,
+                                "random")):
+        buf = torch.empty(count, dtype=dtype, device=device)
+
+        def draw(buf=buf, fill=fill):
+            if fill == "uniform":
+                buf.uniform_(generator=gen)
+            else:
+                buf.random_(0, 1 << 62, generator=gen)
+
+        draw()
+        _sync(device)
+        best = np.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            draw()
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        out[label] = count / best
+        del buf
+    rng = np.random.Generator(np.random.PCG64DXSM(0))
+    start = time.perf_counter()
+    for _ in range(10):
+        rng.random(10_000_000)
+    out["numpy PCG64DXSM uniform float64 (cpu)"] = 1e8 / (time.perf_counter() - start)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--device", default="cuda", help="cuda (default); cpu to try the script")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs of the goal case (10^5)")
+    args = parser.parse_args(argv)
+    device, runs = args.device, args.runs
+    out_dir = args.out or Path(os.environ.get("OUT") or ".")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    report: dict = {"machine": machine(), "device": device, "case": {
+        "scenario": "fully-synthetic", "runs": runs, "n": N_SAMPLES, "vocab": VOCAB,
+        "support": SUPPORT, "S0": S0, "p0": "target_distribution(600, 600, 1.5/600, seed=0)",
+        "metrics": list(METRICS)}, "results": {}, "errors": {}}
+    print(json.dumps(report["machine"]), flush=True)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device: nothing measured")
+        return _write(report, out_dir)
+    p0 = target_distribution(VOCAB, SUPPORT, S0, seed=0)
+    p0_52 = target_distribution(VOCAB, 52, 1.5 / 52, seed=0)
+
+    def step(name, fn):
+        if time.perf_counter() - began > TIME_LIMIT:
+            report["errors"][name] = "skipped: time limit"
+            return
+        try:
+            report["results"][name] = fn()
+            print(f"done {name} ({time.perf_counter() - began:.0f} s)", flush=True)
+        except Exception as exc:  # one failure must not lose the other numbers
+            report["errors"][name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+
+    full = FullySynthetic(N_SAMPLES)
+    # The goal numbers first, so that the time limit can only cut the extras.
+    step("warm-up", lambda: run_torch(p0, full, 2000, 5, device)["wall_s"])
+    for generations in (20, 100):
+        step(f"torch G={generations}",
+             lambda g=generations: run_torch(p0, full, runs, g, device))
+    step("numpy cpu G=20", lambda: _numpy_row(p0, runs, 20))
+    step("rng", lambda: rng_rates(device))
+    step("torch G=1000", lambda: run_torch(p0, full, runs, 1000, device))
+    step("torch G=100 all metrics", lambda: run_torch(p0, full, runs, 100, device, metrics=None))
+    step("torch partially-synthetic N=100 G=200",
+         lambda: run_torch(p0, PartiallySynthetic(N_SAMPLES, 100), runs, 200, device))
+    for mode in ("tokens", "counts"):
+        step(f"torch n=1000 support=52 G=10 {mode}",
+             lambda mode=mode: run_torch(p0_52, FullySynthetic(1000), runs, 10, device,
+                                         mode=mode))
+    _print_table(report)
+    return _write(report, out_dir)
+
+
+def _numpy_row(p0, runs: int, generations: int) -> dict:
+    start = time.perf_counter()
+    run_loop(p0, FullySynthetic(N_SAMPLES), n_runs=runs, n_generations=generations, seed=1,
+             metrics=METRICS)
+    wall = time.perf_counter() - start
+    trials = runs * generations * N_SAMPLES
+    return {"runs": runs, "generations": generations, "n": N_SAMPLES, "wall_s": wall,
+            "trials": trials, "rate_wall": trials / wall}
+
+
+def _print_table(report: dict) -> None:
+    res = report["results"]
+    hardware = report["machine"].get("gpu", report["machine"]["cpu"])
+    hardware = report["machine"].get("gpu", report["machine"]["cpu"])
+    print(f"\ndevice: {report['device']} ({hardware})")
+    print(f"{'case':42} {'wall s':>8} {'trials/s wall':>14} {'trials/s loop':>14} "
+          f"{'alive':>6} {'eq.6 max|z|':>11}")
+    for name, row in res.items():
+        if not isinstance(row, dict) or "rate_wall" not in row:
+            continue
+        z = f"{row['eq6_max_abs_z']:11.1f}" if "eq6_max_abs_z" in row else f"{'':11}"
+        loop = f"{row['rate_loop']:14.3g}" if "rate_loop" in row else f"{'':14}"
+        alive = f"{row['alive']:6.0%}" if "alive" in row else f"{'':6}"
+        print(f"{name:42} {row['wall_s']:8.2f} {row['rate_wall']:14.3g} {loop} {alive} {z}")
+    ratios = {}
+    if "numpy cpu G=20" in res:
+        base = res["numpy cpu G=20"]["rate_wall"]
+        for name in ("torch G=20", "torch G=100", "torch G=1000"):
+            if name in res:
+                ratios[f"{name} / numpy cpu G=20 (wall)"] = res[name]["rate_wall"] / base
+    report["ratios"] = ratios
+    for name, value in ratios.items():
+        print(f"  {name:50} {value:8.1f}×")
+    if "rng" in res:
+        print("raw generator throughput (numbers per second)")
+        for name, rate in res["rng"].items():
+            print(f"  {name:50} {rate:10.3g}")
+    for name, err in report["errors"].items():
+        print(f"  FAILED {name}: {err}")
+
+
+def _write(report: dict, out_dir: Path) -> dict:
+    path = out_dir / "gpu_engines.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""The recursive loop (paper §2.2, eq. 5) on torch tensors, on the CPU or a CUDA device.
+
+The same loop as :mod:`modelcollapse.loop` — same scenarios, metrics, stopping rule and
+Result — with every generation kept on the device: metrics go to a device-side log that is
+copied to the host every few dozen generations, and the host looks at the device only at
+check generations (every ``CHECK_EVERY`` generations), to drop absorbed runs. A run absorbed
+between checks keeps being simulated as the Dirac mass it is, which is exact: its metrics
+are those of the Dirac mass, and its outcomes were recorded when it was absorbed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._validation import check_choice, check_int
+from ..loop import _absorbed, _disable, _live_support, _Store
+from ..metrics import distribution_metrics
+from ..results import Result, build_result
+from ..rng import RUN_BLOCK
+from ..sampling import rows_per_block
+from ..scenarios import Scenario
+from .history import CountHistory, TokenHistory, TorchModel, counts_ready, training_set
+from .metrics import CountScratch, Truth, absorbed_metrics, dense_metrics
+from .streams import TorchRowStreams
+
+__all__ = ["MODES", "resolve_device", "run_loop_torch"]
+
+#: Model representations: "tokens" (index draw + gather), "counts" (conditional binomials),
+#: "auto" (counts when the draws per model are many times the live support).
+MODES = ("auto", "tokens", "counts")
+#: Generations between looks at the device (drop absorbed runs, stop when all are).
+CHECK_EVERY = {"cpu": 8, "cuda": 8}
+#: "auto" holds models as counts once a draw exceeds this many times the number of
+#: binomials a tree draw costs (k − 1, k padded to a power of two), per device type.
+COUNTS_RATIO = {"cpu": 8.0, "cuda": 8.0}
+#: Device memory for the metric log, in float64 values (256 MiB).
+_LOG_VALUES = 1 << 25
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:<index>"`` as a torch device that exists here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"The 'device' parameter of simulate must be 'cpu', 'cuda' or "
+                         f"'cuda:<index>'. Got {device!r} instead.") from None
+    check_choice(dev.type, "device", ("cpu", "cuda"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"The 'device' parameter of simulate is {device!r}, but no CUDA "
+                         f"device is available to torch {torch.__version__}.")
+    return dev
+
+
+def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: int,
+                   entropy: int, names: Sequence[str], chunk_runs: int | None = None,
+                   progress: bool | None = None, device: str | torch.device = "cpu",
+                   spec: dict | None = None, stop_when_absorbed: bool = True,
+                   mode: str = "auto", timings: dict | None = None) -> Result:
+    """The loop of :func:`modelcollapse.loop.run_loop` with ``backend="torch"``.
+
+    ``p0`` is validated, (contexts, vocab); ``names`` resolved metric names; ``entropy`` the
+    seed entropy. Runs go in chunks of ``chunk_runs`` (a multiple of the run block); results
+    do not depend on it. ``mode`` picks the model representation (see :data:`MODES`); both
+    are exact, and each is reproducible on its own. ``timings``, if given, receives the
+    seconds spent in the generation loops (``loop_s``) and in assembling the Result
+    (``assemble_s``), for benchmarks.
+    """
+    dev = resolve_device(device)
+    check_choice(mode, "mode", MODES)
+    n_contexts = p0.shape[0]
+    chunk = n_runs if chunk_runs is None else check_int(chunk_runs, "chunk_runs", low=1)
+    if chunk % RUN_BLOCK and chunk < n_runs:
+        raise ValueError(f"The 'chunk_runs' parameter of simulate must be a multiple of "
+                         f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
+    p_live, token_ids = _live_support(p0)
+    use_counts = _use_counts(mode, scenario, p_live.shape[1], n_generations, dev)
+    store = _Store(n_runs * n_contexts, n_generations, names)
+    bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
+               desc=scenario.name, leave=False)
+    start = time.perf_counter()
+    for first_run in range(0, n_runs, chunk):
+        runs = min(chunk, n_runs - first_run)
+        chunk_loop = _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy,
+                                names, use_counts, dev, store, bar)
+        chunk_loop.run(stop_when_absorbed)
+    bar.close()
+    looped = time.perf_counter()
+    result = build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
+                          names, scenario=scenario, entropy=entropy, spec=spec)
+    result.data.attrs.update(backend="torch", device=str(dev),
+                             representation="counts" if use_counts else "tokens")
+    if timings is not None:
+        timings.update(loop_s=looped - start, assemble_s=time.perf_counter() - looped)
+    return result
+
+
+def _use_counts(mode: str, scenario: Scenario, k: int, n_generations: int,
+                dev: torch.device) -> bool:
+    ready = counts_ready(scenario)
+    if mode == "counts":
+        if not ready:
+            raise ValueError(f"The 'mode' parameter of simulate cannot be 'counts' for "
+                             f"{scenario.describe()}: it needs the order of the tokens.")
+        return True
+    if mode == "tokens" or not ready:
+        return False
+    binomials = (1 << max(0, (k - 1).bit_length())) - 1
+    return _typical_draw(scenario, n_generations) >= COUNTS_RATIO[dev.type] * max(binomials, 1)
+
+
+def _typical_draw(scenario: Scenario, n_generations: int) -> float:
+    """The smallest fresh draw a model of the steady state asks for (eq. 5 counts)."""
+    m = min(n_generations, max(scenario.lag or 1, 2))
+    counts = np.asarray(scenario.counts(m), dtype=np.float64)
+    if scenario.real == "corpus":
+        counts = counts[1:]
+    counts = counts[counts > 0]
+    return float(counts.min()) if counts.size else 0.0
+
+
+class _ChunkLoop:
+    """One chunk of runs: the state on the device and the generation loop."""
+
+    def __init__(self, p_live, scenario, first_run, runs, n_generations, entropy, names,
+                 use_counts, dev, store, bar):
+        n_contexts, k = p_live.shape
+        self.scenario, self.names, self.store, self.bar = scenario, names, store, bar
+        self.n_contexts, self.n_generations, self.dev = n_contexts, n_generations, dev
+        rows = runs * n_contexts
+        first_row = first_run * n_contexts
+        self.alive = np.arange(first_row, first_row + rows)  # global row ids still simulated
+        row_context = torch.arange(n_contexts, device=dev).repeat(runs)
+        streams = TorchRowStreams(entropy, first_run // RUN_BLOCK,
+                                  rows_per_block(runs, n_contexts, first_run), dev)
+        p_live_t = torch.as_tensor(p_live, dtype=torch.float64, device=dev)
+        kind = CountHistory if use_counts else TokenHistory
+        self.history = kind(scenario, p_live_t, row_context, streams, n_generations)
+        self.truth = Truth(p_live_t, row_context)
+        # Generation 0 is p(0) itself; its metrics are the same on every backend.
+        true_host = p_live[np.tile(np.arange(n_contexts), runs)]
+        for name, values in distribution_metrics(true_host, None, true_host, names).items():
+            store.arrays[name][self.alive, 0] = values
+        dirac_p0 = torch.where(p_live_t.amax(dim=1) >= 1.0, p_live_t.argmax(dim=1), -1)
+        self.real_dirac = dirac_p0[row_context]
+        lag = scenario.lag
+        self.window = torch.full((lag if lag is not None else 1, rows), -2, dtype=torch.int64,
+                                 device=dev)
+        self.settled = torch.zeros(rows, dtype=torch.bool, device=dev)
+        self.collapse_time = torch.full((rows,), float("nan"), dtype=torch.float64, device=dev)
+        self.absorption_time = torch.full_like(self.collapse_time, float("nan"))
+        self.absorbed_token = torch.full((rows,), -1, dtype=torch.int64, device=dev)
+        self.scratch = None if use_counts else CountScratch(rows, k, dev)
+        # p(1) is kept only when a metric needs it (rows, k) float64.
+        self.first: torch.Tensor | None = None
+        self.first_pending = "l1_to_first" in names
+        self.log = _MetricLog(names, rows, dev)
+        self.check_every = CHECK_EVERY[dev.type]
+
+    # --- the generation loop ------------------------------------------------------------------
+    def run(self, stop_when_absorbed: bool) -> None:
+        for m in range(1, self.n_generations + 1):
+            model = training_set(self.scenario, m, self.history)
+            self.history.store(m, model)
+            if self.first_pending:
+                self._record_first(model)
+            values, dirac = self._metrics(model)
+            self.log.write(m, values)
+            self._advance(m, values["collapsed"], dirac)
+            self.bar.update(self.alive.size // max(self.n_contexts, 1))
+            last = m == self.n_generations
+            if stop_when_absorbed and not last and m % self.check_every == 0:
+                if self._drop_absorbed(m):
+                    return
+            if self.log.full or last:
+                self.log.flush(self.store, self.alive)
+        self._write_outcomes(np.ones(self.alive.size, dtype=bool))
+
+    def _record_first(self, model: TorchModel) -> None:
+        """p(1), and ‖p(0) − p(1)‖₁ as the generation-0 value of l1_to_first."""
+        self.first_pending = False
+        self.first = model.probabilities()
+        l1 = (self.truth.rows - self.first).abs().sum(dim=1)
+        self.store.arrays["l1_to_first"][self.alive, 0] = l1.cpu().numpy()
+
+    def _metrics(self, model: TorchModel):
+        if model.tokens is not None and not model.counted:
+            return self.scratch.token_metrics(model.tokens, self.first, self.truth, self.names)
+        return dense_metrics(model.counts, model.size, self.first, self.truth, self.names)
+
+    def _advance(self, m: int, collapsed: torch.Tensor, dirac: torch.Tensor) -> None:
+        """Collapse times, the window of recent Dirac tokens, absorption (Proposition 1)."""
+        newly = collapsed & torch.isnan(self.collapse_time)
+        self.collapse_time.masked_fill_(newly, float(m))
+        if self.window.shape[0] > 1:
+            self.window = torch.roll(self.window, -1, dims=0)
+        self.window[-1] = dirac
+        lag = self.scenario.lag
+        absorbed = _absorbed(self.window, dirac, self.real_dirac, self.scenario, m)
+        absorbed &= ~self.settled
+        start = m - (lag - 1 if lag is not None else m - 1)
+        self.absorption_time.masked_fill_(absorbed, float(start))
+        self.absorbed_token = torch.where(absorbed, dirac, self.absorbed_token)
+        self.settled |= absorbed
+
+    # --- host side: drop absorbed runs, write results -----------------------------------------
+    def _drop_absorbed(self, m: int) -> bool:
+        """Fill the later metrics of absorbed runs exactly and drop them; True when none is
+        left. One look at the device."""
+        settled = self.settled.cpu().numpy()
+        if not settled.any():
+            return False
+        self.log.flush(self.store, self.alive)
+        gone = torch.as_tensor(settled, device=self.dev)
+        first = None if self.first is None else self.first[gone]
+        fill = absorbed_metrics(self.absorbed_token[gone], first,
+                                self.truth.rows if self.truth.shared else self.truth.rows[gone],
+                                self.names)
+        rows = self.alive[settled]
+        for name, values in fill.items():
+            self.store.arrays[name][rows, m + 1:] = values.cpu().numpy()[:, None]
+        self._write_outcomes(settled)
+        self.bar.update((self.n_generations - m) * int(settled.sum()) // max(self.n_contexts, 1))
+        keep_host = ~settled
+        if not keep_host.any():
+            return True
+        keep = ~gone
+        self.history.keep(keep, keep_host)
+        self.truth.keep(keep)
+        self.alive = self.alive[keep_host]
+        for name in ("real_dirac", "settled", "collapse_time", "absorption_time",
+                     "absorbed_token", "first"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[keep])
+        self.window = self.window[:, keep]
+        if self.scratch is not None:
+            self.scratch.keep(keep)
+        self.log = _MetricLog(self.names, int(keep_host.sum()), self.dev, start=m + 1)
+        return False
+
+    def _write_outcomes(self, rows_host: np.ndarray) -> None:
+        out = self.store.outcomes
+        rows = self.alive[rows_host]
+        mask = torch.as_tensor(rows_host, device=self.dev)
+        out["collapse_time"][rows] = self.collapse_time[mask].cpu().numpy()
+        out["absorption_time"][rows] = self.absorption_time[mask].cpu().numpy()
+        out["absorbed_token"][rows] = self.absorbed_token[mask].cpu().numpy()
+
+
+def _as_range(rows: np.ndarray) -> np.ndarray | slice:
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+class _MetricLog:
+    """Metrics of consecutive generations on the device — float64 (names, rows, window) and
+    ``collapsed`` (rows, window) — copied to the host store when the window is full, before
+    rows are dropped, and at the end."""
+
+    def __init__(self, names: Sequence[str], rows: int, dev: torch.device, start: int = 1):
+        self.names = [name for name in names if name != "collapsed"]
+        width = max(1, min(64, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
+        self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
+                                  device=dev)
+        self.collapsed = torch.empty((rows, width), dtype=torch.bool, device=dev)
+        self.start, self.count = start, 0
+
+    @property
+    def full(self) -> bool:
+        return self.count == self.collapsed.shape[1]
+
+    def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
+        column = m - self.start
+        if self.names:
+            self.values[:, :, column] = torch.stack([metrics[name] for name in self.names])
+        self.collapsed[:, column] = metrics["collapsed"]
+        self.count = column + 1
+
+    def flush(self, store: _Store, alive: np.ndarray) -> None:
+        if self.count == 0:
+            return
+        stop = self.start + self.count
+        # Before any run stopped, the rows are one range: a slice copies much faster.
+        rows = _as_range(alive)
+        store.arrays["collapsed"][rows, self.start:stop] = (
+            self.collapsed[:, : self.count].cpu().numpy())
+        if self.names:
+            host = self.values[:, :, : self.count].cpu().numpy()
+            for i, name in enumerate(self.names):
+                store.arrays[name][rows, self.start:stop] = host[i]
+        self.start, self.count = stop, 0
