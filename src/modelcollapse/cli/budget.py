@@ -1,0 +1,73 @@
+"""``modelcollapse budget``: the largest synthetic n that keeps E‖p(m) − p(1)‖₁ ≤ ε."""
+
+from __future__ import annotations
+
+import click
+
+from .._validation import check_float, check_int
+from ._common import echo_json, input_errors
+from .theory import DEFAULT_P0_SEED, p0_from_flags
+
+
+def format_budget(result: dict) -> str:
+    n_pred = result["n_prediction"]
+    m = result["generations"]
+    lines = [
+        f"vocabulary s = {result['vocab']}, real corpus N = {result['N']}, "
+        f"ε = {result['epsilon']:g}, generation m = {m if m is not None else 'all (m → ∞)'}",
+        f"  {'eq. 11 (paper, closed form)':<36} n ≤ {result['n_eq11']}",
+        f"  {'Theorem 3 bound inverted':<36} n ≤ {result['n_theorem3']}",
+    ]
+    if n_pred is None:
+        lines.append(f"  {'prediction (' + result['prediction_method'] + ')':<36} unlimited: "
+                     f"even n → ∞ gives E‖p(m)−p(1)‖₁ = {result['prediction_at_n']:.4g} ≤ ε")
+    else:
+        lines.append(f"  {'prediction (' + result['prediction_method'] + ')':<36} n ≤ {n_pred}"
+                     f"   (E‖·‖₁ = {result['prediction_at_n']:.4g} at n, "
+                     f"{result['prediction_at_next']:.4g} at n + 1)")
+    for sim in result["simulation"]:
+        lines.append(f"  {'simulation at n = ' + str(sim['n']):<36} "
+                     f"E‖p({sim['generation']})−p(1)‖₁ = {sim['mean']:.4g} ± {sim['se']:.2g} "
+                     f"(se, {sim['n_runs']} runs), z vs ε = {sim['z']:+.2f}")
+    if result["consistent"] is not None:
+        verdict = "consistent" if result["consistent"] else "NOT consistent"
+        lines.append(f"  simulation {verdict} with the predicted budget "
+                     f"(z < 3 at n, z > −3 at n + 1)")
+    return "\n".join(lines)
+
+
+@click.command("budget")
+@click.option("--vocab", type=int, help="Vocabulary size s (p(0) uniform on it by default).")
+@click.option("--real", "N", type=int, required=True, help="Real corpus size N.")
+@click.option("--epsilon", type=float, required=True, help="Tolerance ε on E‖p(m) − p(1)‖₁.")
+@click.option("--generations", "m", type=int, help="Generation m (default: every generation).")
+@click.option("--support", type=int, help="Support size of p(0).")
+@click.option("--S0", "S0", type=float, help="Σ p_i² of p(0) (target_distribution).")
+@click.option("--p0", type=click.Path(dir_okay=False), help="p(0) from .npy/.txt/.csv/.json.")
+@click.option("--p0-seed", "p0_seed", type=int, default=DEFAULT_P0_SEED, show_default=True)
+@click.option("--runs", type=int, default=200, show_default=True,
+              help="Simulation runs at n and n + 1.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulation seed.")
+@click.option("--simulate/--no-simulate", default=True, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def command(vocab, N, epsilon, m, support, S0, p0, p0_seed, runs, seed, simulate, fmt) -> None:
+    """Largest synthetic n per generation next to N real samples: eq. 11, Theorem 3, the
+    sharper prediction, and a simulation at that n."""
+    from ..theory.budget import synthetic_budget
+
+    where = "budget"
+    with input_errors():
+        p = p0_from_flags(vocab, support, S0, p0, p0_seed, where)
+        N = check_int(N, "real", low=1, where=where)
+        epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
+        if m is not None:
+            m = check_int(m, "generations", low=2, where=where)
+        runs = check_int(runs, "runs", low=2, where=where)
+        seed = check_int(seed, "seed", low=0, where=where)
+    result = synthetic_budget(p, N, epsilon, generations=m, simulate=simulate, n_runs=runs,
+                              seed=seed).to_dict()
+    if fmt == "json":
+        echo_json(result)
+    else:
+        click.echo(format_budget(result))

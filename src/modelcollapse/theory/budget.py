@@ -1,0 +1,195 @@
+"""How much synthetic data can a partially synthetic loop afford?
+
+The largest n (synthetic samples per generation, next to a fixed real corpus of N samples)
+that keeps E‖p(m) − p(1)‖₁ ≤ ε, three ways side by side:
+
+* ``eq11``: the paper's closed form (eq. 11), distribution-free and very conservative;
+* ``theorem3``: the largest n whose Theorem 3 bound is ≤ ε (a bisection on the bound);
+* ``prediction``: the largest n such that the predicted E‖p(m) − p(1)‖₁
+  (``theory.partial.expected_l1_deviation``, exact to 0.05 %) is ≤ ε for every n' ≤ n, for
+  the given p(0) and generation m. m = None means every generation, i.e. the limit m → ∞
+  (the deviation grows with m). In that limit the deviation also grows with n, towards its
+  n → ∞ value Σ_c w_c E|Beta(2c, 2(N − c)) − c/N| (the Wright–Fisher diffusion pulled back
+  to p(1)); when even that is ≤ ε, every n is safe and the budget is unlimited (``None``).
+  For a fixed m the deviation rises and falls again with n (with n → ∞ the synthetic data
+  reproduce p(m−1) exactly); the budget is then the start of the unsafe range.
+* ``simulation``: the loop run at the predicted n and at n + 1, mean ± standard error of
+  ‖p(m) − p(1)‖₁, with z = (mean − ε)/se for each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .._validation import check_float, check_int, check_probabilities
+from ..rng import SeedLike
+from .paper import largest_safe_n_eq11, largest_safe_n_theorem3
+from .partial import beta_mean_abs_deviation, corpus_count_weights, expected_l1_deviation
+
+__all__ = ["BudgetResult", "SimulatedDeviation", "largest_safe_n", "simulation_generations",
+           "synthetic_budget", "unlimited_deviation"]
+
+#: Largest n the search for the predicted budget considers.
+N_SEARCH_MAX = 10**8
+#: Generations simulated for m = None: until c_m is within this fraction of its limit.
+LIMIT_FRACTION = 1e-3
+
+
+@dataclass(frozen=True)
+class SimulatedDeviation:
+    """Simulated ‖p(m) − p(1)‖₁ at generation m for one n: mean, se, z = (mean − ε)/se."""
+
+    n: int
+    generation: int
+    n_runs: int
+    mean: float
+    se: float
+    z: float
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """The answers of ``synthetic_budget`` (see the module doc)."""
+
+    vocab: int
+    N: int
+    epsilon: float
+    generations: int | None
+    n_eq11: int
+    n_theorem3: int
+    n_prediction: int | None
+    prediction_at_n: float
+    prediction_at_next: float | None
+    prediction_method: str
+    simulation: tuple[SimulatedDeviation, ...] = ()
+
+    @property
+    def consistent(self) -> bool | None:
+        """Simulation agrees with the predicted budget: not significantly above ε at n
+        (z < 3) and not significantly below ε at n + 1 (z > −3). None without simulation."""
+        if not self.simulation or self.n_prediction is None:
+            return None
+        at_n = [s for s in self.simulation if s.n == self.n_prediction]
+        above = [s for s in self.simulation if s.n == self.n_prediction + 1]
+        ok = all(s.z < 3 for s in at_n) and all(s.z > -3 for s in above)
+        return bool(ok)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["simulation"] = [asdict(s) for s in self.simulation]
+        out["consistent"] = self.consistent
+        return out
+
+
+def _predicted(p0: np.ndarray, n: int, N: int, m: int | None) -> tuple[float, str]:
+    if n == 0:
+        return 0.0, "exact"
+    dev = expected_l1_deviation(p0, n, N, m)
+    return dev.value, dev.method
+
+
+def unlimited_deviation(p0: np.ndarray, N: int) -> float:
+    """lim_{n→∞} lim_{m→∞} E‖p(m) − p(1)‖₁ = Σ_c w_c E|Beta(2c, 2(N − c)) − c/N|: the largest
+    deviation any amount of synthetic data can cause next to a corpus of N real samples."""
+    p = check_probabilities(p0, "p0", where="theory.unlimited_deviation")
+    N = check_int(N, "N", low=1, where="theory.unlimited_deviation")
+    weights = corpus_count_weights(p, N)
+    c = np.arange(1, N)
+    if c.size == 0:
+        return 0.0
+    return float(np.sum(weights[1:N] * beta_mean_abs_deviation(c, N, 1.0 / (2 * N + 1))))
+
+
+def largest_safe_n(p0: np.ndarray, N: int, epsilon: float, generations: int | None = None,
+                   ) -> tuple[int | None, float, float | None, str]:
+    """Largest n such that the predicted E‖p(m) − p(1)‖₁ ≤ ε for all n' ≤ n (0 if none;
+    None if every n is safe, m = None only), by doubling then bisection.
+
+    Returns (n, prediction at n, prediction at n + 1, method used at n).
+    """
+    if generations is None:
+        limit = unlimited_deviation(p0, N)
+        if limit <= epsilon:
+            return None, limit, None, "beta (n → ∞ limit)"
+    lo, hi = 0, 1
+    value_hi, _ = _predicted(p0, 1, N, generations)
+    while value_hi <= epsilon and hi < N_SEARCH_MAX:
+        lo, hi = hi, min(hi * 2, N_SEARCH_MAX)
+        value_hi, _ = _predicted(p0, hi, N, generations)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        value, _ = _predicted(p0, mid, N, generations)
+        if value <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+    at_n, method = _predicted(p0, lo, N, generations)
+    at_next, _ = _predicted(p0, lo + 1, N, generations)
+    return lo, at_n, at_next, method
+
+
+def simulation_generations(n: int, N: int, generations: int | None) -> int:
+    """The generation to simulate: m itself, or for m = None the first m at which the
+    conditional variance factor c_m is within 0.1 % of its limit (at least 2, at most 500)."""
+    if generations is not None:
+        return generations
+    alpha = n / (N + n)
+    r = alpha * alpha * (1 - 1 / n)
+    if r <= 0:
+        return 2
+    m = 1 + math.ceil(math.log(LIMIT_FRACTION) / math.log(r))
+    return int(min(max(m, 2), 500))
+
+
+def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: int,
+              seed: SeedLike) -> SimulatedDeviation:
+    from ..loop import run_loop  # the loop is heavy to import; only simulation needs it
+    from ..scenarios import PartiallySynthetic
+
+    res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=n_runs, n_generations=m,
+                   seed=seed, metrics=("l1_to_first",), progress=False)
+    values = res.data["l1_to_first"].isel(generation=m).values.ravel()
+    mean = float(values.mean())
+    se = float(values.std(ddof=1) / math.sqrt(values.size))
+    z = (mean - epsilon) / se if se > 0 else (0.0 if mean == epsilon else math.copysign(
+        math.inf, mean - epsilon))
+    return SimulatedDeviation(n, m, n_runs, mean, se, z)
+
+
+def synthetic_budget(p0: np.ndarray, N: int, epsilon: float, *, generations: int | None = None,
+                     simulate: bool = True, n_runs: int = 200,
+                     seed: SeedLike = 0) -> BudgetResult:
+    """The synthetic-data budget for real corpus size N and tolerance ε (module doc).
+
+    ``p0`` (vocab,) is the real distribution; the vocabulary size s of eq. 11 and Theorem 3
+    is ``len(p0)``. ``generations``: the generation m at which E‖p(m) − p(1)‖₁ must stay
+    below ε (None: all generations). ``simulate``: also run the loop at n and n + 1 with
+    ``n_runs`` runs each.
+    """
+    where = "theory.synthetic_budget"
+    p = check_probabilities(p0, "p0", where=where)
+    if p.ndim != 1:
+        raise ValueError(f"The 'p0' parameter of {where} must be one distribution (vocab,). "
+                         f"Got shape {p.shape} instead.")
+    N = check_int(N, "N", low=1, where=where)
+    epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
+    if generations is not None:
+        generations = check_int(generations, "generations", low=2, where=where)
+    n_runs = check_int(n_runs, "n_runs", low=2, where=where)
+    s = max(p.size, 2)
+    n_pred, at_n, at_next, method = largest_safe_n(p, N, epsilon, generations)
+    sims: list[SimulatedDeviation] = []
+    if simulate:
+        # The same seed at n and n + 1 (common random numbers sharpen their comparison).
+        for n in (() if n_pred is None else (n_pred, n_pred + 1)):
+            if n >= 1:
+                m = simulation_generations(n, N, generations)
+                sims.append(_simulate(p, n, N, m, epsilon, n_runs, seed))
+    return BudgetResult(vocab=p.size, N=N, epsilon=epsilon, generations=generations,
+                        n_eq11=largest_safe_n_eq11(s, N, epsilon),
+                        n_theorem3=largest_safe_n_theorem3(s, N, epsilon),
+                        n_prediction=n_pred, prediction_at_n=at_n, prediction_at_next=at_next,
+                        prediction_method=method, simulation=tuple(sims))
