@@ -17,8 +17,8 @@ import argparse
 import time
 
 import numpy as np
-from baselines import naive_loop, uniform_floor
 
+from baselines import naive_loop, uniform_floor
 from modelcollapse.distributions import target_distribution
 from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
@@ -26,11 +26,12 @@ from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 FIGURE_METRICS = ("sigma", "l1_to_first")
 
 
-def best_of(fn, repeat: int) -> float:
+def best_of(repeat: int, fn, *args, **kwargs) -> float:
+    """Shortest wall time of ``repeat`` calls of ``fn(*args, **kwargs)``."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
+        fn(*args, **kwargs)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -52,17 +53,17 @@ def main() -> None:
     print("-" * len(header))
     for label, (scenario, N) in cases.items():
         base_runs = min(args.baseline_runs, R)
-        t_base = best_of(lambda: naive_loop(p0, n=n, N=N, runs=base_runs, generations=G,
-                                            seed=1), 1) * R / base_runs
+        t_base = best_of(1, naive_loop, p0, n=n, N=N, runs=base_runs, generations=G,
+                         seed=1) * R / base_runs
         res = run_loop(p0, scenario, n_runs=R, n_generations=G, seed=1, metrics=FIGURE_METRICS)
         lived = np.nan_to_num(res.data["collapse_time"].values, nan=G).sum()
-        t_floor = best_of(lambda: uniform_floor(R * G * n), args.repeat)
-        t_floor_lived = best_of(lambda: uniform_floor(int(lived) * n), args.repeat)
+        t_floor = best_of(args.repeat, uniform_floor, R * G * n)
+        t_floor_lived = best_of(args.repeat, uniform_floor, int(lived) * n)
         print(f"{label:38} {'naive per-run loop':>22} {t_base:8.2f} {1.0:11.1f} "
               f"{t_base / t_floor:8.1f}")
         for name, metrics in (("ours, σ and L1", FIGURE_METRICS), ("ours, all metrics", None)):
-            t = best_of(lambda: run_loop(p0, scenario, n_runs=R, n_generations=G, seed=1,
-                                         metrics=metrics), args.repeat)
+            t = best_of(args.repeat, run_loop, p0, scenario, n_runs=R, n_generations=G,
+                        seed=1, metrics=metrics)
             print(f"{'':38} {name:>22} {t:8.2f} {t_base / t:11.1f} {t / t_floor:8.1f}")
         print(f"{'':38} {'floor R·G·n uniforms':>22} {t_floor:8.3f}")
         if N is None:

@@ -29,6 +29,7 @@ from modelcollapse.scenarios import (  # noqa: E402
     PartiallySynthetic,
     RandomPool,
 )
+from modelcollapse.theory.paper import expected_sigma_fully, expected_sigma_partial  # noqa: E402
 from modelcollapse.torch_backend import run_loop_torch  # noqa: E402
 from modelcollapse.torch_backend.draws import BinomialTree  # noqa: E402
 from modelcollapse.torch_backend.history import counts_ready  # noqa: E402
@@ -69,21 +70,13 @@ def simulate(p0, scenario, backend_device, *, mode="auto", metrics=None, **kw):
 
 
 def S_fully(m, n, S0):
-    """Theorem 1, eq. 6."""
-    return 1 - (1 - 1 / n) ** m * (1 - S0)
+    """Theorem 1, eq. 6 (checked against first principles in tests/theory)."""
+    return float(expected_sigma_fully(S0, n, m))
 
 
-def S_partial(m_plus_1, n, N, S0):
-    """Theorem 2, eq. 9 (S_{m+1}, m ≥ 1), with the sign of its last term as the recursion of
-    appendix B.3 gives it ([1 + α + αβ^m/N]); S_1 = 1/N + (1 − 1/N) S0."""
-    if m_plus_1 == 1:
-        return 1 / N + (1 - 1 / N) * S0
-    m = m_plus_1 - 1
-    a = n / (N + n)
-    b = a * ((1 + 1 / N) * a - 1 / N)
-    d = 1 + (1 + 1 / N) * a
-    return ((1 / N) * (1 + 2 * a - (1 - 1 / N) * a * b ** m) / d
-            + (1 - 1 / N) * S0 / d * (1 + a + a * b ** m / N))
+def S_partial(m, n, N, S0):
+    """Theorem 2, eq. 9 with its sign corrected (see tests/test_loop_theory.py)."""
+    return float(expected_sigma_partial(S0, n, N, m))
 
 
 def two_sample_chi2(a: np.ndarray, b: np.ndarray, bins: int = 12) -> float:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 
 import numpy as np
+import tomllib
 
 #: Largest deviation of sum(p) from 1 accepted before renormalising a probability vector.
 SUM_TOLERANCE = 1e-6
@@ -93,3 +95,14 @@ def check_choice(value: object, name: str, choices: list[str] | tuple[str, ...],
         raise ValueError(f"The '{name}' parameter of {where} must be one of "
                          f"{sorted(choices)}. Got {_describe(value)} instead.")
     return str(value)
+
+
+def read_toml(path: str | Path, name: str) -> dict:
+    """Parse the TOML file that parameter ``name`` names, or raise one clear ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"'{name}' must name an existing TOML file; got {str(path)!r}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"'{name}' is not valid TOML ({path}): {exc}") from None

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._validation import read_toml
 from .distributions import (
     dirichlet_distribution,
     load_distribution,
@@ -135,13 +135,7 @@ def _check_torch_device(device: str) -> None:
 
 def load_spec(path: str | Path, **overrides) -> SimulationSpec:
     """Read a TOML spec (the same keys as :class:`SimulationSpec`); ``overrides`` win."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"'config' must name an existing TOML file; got {str(path)!r}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"'config' is not valid TOML ({path}): {exc}") from None
+    data = read_toml(path, "config")
     data.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(data.get("metrics"), list):
         data["metrics"] = tuple(data["metrics"])

@@ -64,10 +64,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pydantic
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt
 from tqdm import tqdm
 
+from ._validation import read_toml
 from .api import simulate
 from .metrics import METRICS, mean_and_se
 from .results import Result, atomic_write_text, provenance
@@ -212,14 +212,8 @@ class SweepSpec(BaseModel):
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
     """Read a sweep spec from TOML (see the module docstring for the format)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"'spec' must name an existing TOML file; got {str(path)!r}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"'spec' is not valid TOML ({path}): {exc}") from None
-    data.setdefault("name", path.stem)
+    data = read_toml(path, "spec")
+    data.setdefault("name", Path(path).stem)
     return SweepSpec(**data)
 
 

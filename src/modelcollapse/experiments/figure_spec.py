@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pydantic
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._validation import read_toml
 from ..spec import SimulationSpec
 from .overlays import THEORIES
 
@@ -258,12 +258,7 @@ def load_figure(name: str | Path, *, quick: bool = False, runs: int | None = Non
     ``quick`` applies the spec's ``[quick]`` table; ``runs`` overrides the runs of every cell.
     """
     path = _spec_path(name)
-    if not path.is_file():
-        raise ValueError(f"The figure spec {str(path)!r} does not exist.")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"The figure spec {str(path)!r} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "figure")
     try:
         spec = FigureFile(**raw)
     except pydantic.ValidationError as exc:
