@@ -34,6 +34,7 @@ from .sampling import (
     count_tokens,
     draw_from_p0,
     draw_tokens,
+    gather_rows,
     inverse_cdf_table,
     rows_per_block,
 )
@@ -80,8 +81,8 @@ class Model:
         if self._tokens is not None:
             return draw_tokens(self._tokens, size, streams)
         index = streams.integers(self.size, size)
-        from_base = np.take_along_axis(self.base.tokens, np.minimum(index, self.base.size - 1), 1)
-        from_extra = np.take_along_axis(self.extra, np.maximum(index - self.base.size, 0), 1)
+        from_base = gather_rows(self.base.tokens, np.minimum(index, self.base.size - 1))
+        from_extra = gather_rows(self.extra, np.maximum(index - self.base.size, 0))
         return np.where(index < self.base.size, from_base, from_extra)
 
     def keep(self, mask: np.ndarray) -> Model:
@@ -163,7 +164,7 @@ class History:
             return pool.copy()
         keys = self.streams.random(pool.shape[1])
         chosen = np.argpartition(keys, size - 1, axis=1)[:, :size]
-        return np.take_along_axis(pool, chosen, axis=1)
+        return gather_rows(pool, chosen)
 
     # --- what the loop calls ----------------------------------------------------------------
     def store(self, m: int, model: Model) -> None:

@@ -159,5 +159,8 @@ class DeltaMetrics:
         if "sup" in self.names:
             out["sup"] = top / T
         out["collapsed"] = top == self.total
-        dirac = np.where(out["collapsed"], draws[np.arange(rows), new.argmax(axis=1)], -1)
+        dirac = np.full(rows, -1, dtype=np.int64)
+        if out["collapsed"].any():  # rare: only a Dirac corpus allows it
+            hit = np.flatnonzero(out["collapsed"])
+            dirac[hit] = draws[hit, new[hit].argmax(axis=1)]
         return out, dirac
