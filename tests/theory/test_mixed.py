@@ -1,5 +1,5 @@
 """Mixed-generation scenarios (theory.mixed): exact second moments against an independent
-derivation (theory.genealogy) and a reference simulation; approximations against the loop."""
+derivation (theory.lineage_pairs) and a reference simulation; approximations against the loop."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from modelcollapse.scenarios import (
 )
 from modelcollapse.theory import mixed
 from modelcollapse.theory.diffusion import collapse_time_prediction
-from modelcollapse.theory.genealogy import expected_sigma
+from modelcollapse.theory.lineage_pairs import expected_sigma
 from modelcollapse.theory.paper import expected_sigma_fully
 
 P0 = target_distribution(600, 52, 0.1, seed=0)

@@ -5,6 +5,7 @@ quantities under the same metric names, so theory against simulation is one subt
 
 * :mod:`.paper` — Theorems 1–4, Proposition 1, Lemma 1, eqs. 6–13 (bounds in log space).
 * :mod:`.genealogy` — the exact law of the fully synthetic collapse time (ancestral lineages).
+* :mod:`.lineage_pairs` — E[Σ_i (p_i^{(m)})^r] (eq. 6) and exact S_m from pairs of lineages (eq. 9).
 * :mod:`.markov` — exact small Markov chains, the s = 2 window chain included.
 * :mod:`.diffusion` — Wright–Fisher diffusion predictions of E[T], with a finite-n correction.
 * :mod:`.partial` — exact E‖p(m) − p(1)‖₂² and E‖p(m) − p(1)‖₁ of the partially synthetic loop.
@@ -12,14 +13,16 @@ quantities under the same metric names, so theory against simulation is one subt
 * :mod:`.budget` — the largest safe synthetic sample size, three ways.
 """
 
-from . import budget, diffusion, genealogy, markov, mixed, paper, partial
+from . import budget, diffusion, genealogy, lineage_pairs, markov, mixed, paper, partial
 from .budget import *  # noqa: F403
 from .diffusion import *  # noqa: F403
 from .genealogy import *  # noqa: F403
+from .lineage_pairs import *  # noqa: F403
 from .markov import *  # noqa: F403
 from .mixed import *  # noqa: F403
 from .paper import *  # noqa: F403
 from .partial import *  # noqa: F403
 
-__all__ = [name for module in (budget, diffusion, genealogy, markov, mixed, paper, partial)
+__all__ = [name for module in (budget, diffusion, genealogy, lineage_pairs, markov, mixed, paper,
+                               partial)
            for name in module.__all__]
