@@ -209,3 +209,19 @@ def test_delta_metrics_equal_full_recount(draws_per_row, k):
         assert np.allclose(got[name], want[name], rtol=0, atol=1e-12), name
     assert np.array_equal(dirac, np.where(want["collapsed"], counts.argmax(1), -1))
     assert dirac[0] == 3
+
+
+@pytest.mark.parametrize("scenario", ALL, ids=IDS)
+def test_compiled_and_numpy_metric_routes_agree(scenario, p0_small):
+    from modelcollapse import _kernels
+
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    runs = RUN_BLOCK + 20
+    a = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=True)
+    b = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=False)
+    for name in ("collapse_time", "absorption_time", "absorbed_token", "collapsed", "support"):
+        assert np.array_equal(a.data[name].values, b.data[name].values, equal_nan=True), name
+    for name in ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy"):
+        assert np.allclose(a.data[name].values, b.data[name].values, rtol=0, atol=1e-12), name
+    assert np.all(a.data["l1_to_first"].values[:, :, 1] == 0.0)

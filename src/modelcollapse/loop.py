@@ -18,14 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _kernels
 from ._validation import check_choice, check_int, check_probabilities
-from .metrics import (
-    DeltaMetrics,
-    absorbed_values,
-    count_metrics,
-    distribution_metrics,
-    resolve_metrics,
-)
+from .meter import ModelMeter
+from .metrics import absorbed_values, distribution_metrics, resolve_metrics
 from .results import Result, build_result
 from .rng import RUN_BLOCK, resolve_entropy
 from .sampling import (
@@ -81,6 +77,8 @@ class Model:
         if self._tokens is not None:
             return draw_tokens(self._tokens, size, streams)
         index = streams.integers(self.size, size)
+        if _kernels.AVAILABLE:
+            return _kernels.gather_two(self.base.tokens, self.extra, index)
         from_base = gather_rows(self.base.tokens, np.minimum(index, self.base.size - 1))
         from_extra = gather_rows(self.extra, np.maximum(index - self.base.size, 0))
         return np.where(index < self.base.size, from_base, from_extra)
@@ -213,7 +211,8 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
              seed: int | np.random.SeedSequence | None = None,
              metrics: Sequence[str] | None = None, stop_when_absorbed: bool = True,
              chunk_runs: int | None = None, progress: bool | None = None,
-             backend: str = "numpy", device: str = "cpu", spec: dict | None = None) -> Result:
+             backend: str = "numpy", device: str = "cpu", compiled: bool | None = None,
+             spec: dict | None = None) -> Result:
     """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
 
     ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
@@ -224,6 +223,8 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
 
     ``backend="torch"`` runs the same loop with PyTorch on ``device`` ("cpu" or "cuda");
     each backend is reproducible on its own, and the two agree in distribution.
+    ``compiled`` chooses the numpy backend's metric route: numba kernels (default when numba
+    is installed) or numpy passes. The draws are the same; float metrics agree to rounding.
     """
     p0 = check_probabilities(p0, "p0")
     p0 = p0[None, :] if p0.ndim == 1 else p0
@@ -253,7 +254,8 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
         runs = min(chunk, n_runs - first_run)
         rows = slice(first_run * n_contexts, (first_run + runs) * n_contexts)
         _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-                   stop_when_absorbed, store, rows, bar)
+                   stop_when_absorbed, store, rows, bar,
+                   _kernels.AVAILABLE if compiled is None else compiled)
     bar.close()
     return build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
                         names, scenario=scenario, entropy=entropy, spec=spec)
@@ -277,7 +279,7 @@ class _Store:
 
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-               stop_when_absorbed, store, rows, bar) -> None:
+               stop_when_absorbed, store, rows, bar, compiled) -> None:
     n_contexts = p_live.shape[0]
     row_context = np.tile(np.arange(n_contexts), runs)
     streams = RowStreams(entropy, first_run // RUN_BLOCK,
@@ -294,43 +296,44 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     lag = scenario.lag
     window = np.full((lag if lag is not None else 1, alive.size), -2, dtype=np.int64)
     settled = np.zeros(alive.size, dtype=bool)
-    first = out_first = None
-    delta, last_base = None, None
+    meter = ModelMeter(true, names, compiled=compiled)
+    first = None
+    where = slice(rows.start, rows.stop)  # alive rows: a slice until some runs stop
+    any_dirac_in_window = False
 
     for m in range(1, n_generations + 1):
         model = scenario.training_set(m, history)
         history.store(m, model)
+        values, dirac = meter(model)
         if first is None:
-            first = out_first = model.counts / model.size
-        if model.base is not None and model.base is last_base:
-            # The same base again (the fixed corpus): update metrics from the new draws only.
-            if delta is None or delta.r is not model.base.counts or delta.total != model.size:
-                delta = DeltaMetrics(model.base.counts, model.size, out_first, true, names)
-            values, dirac = delta(model.extra)
-        else:
-            values = count_metrics(model.counts, model.size, out_first, true, names)
-            dirac = np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
-        last_base = model.base
+            first = meter.first
         for name, v in values.items():
-            out[name][alive, m] = v
-        newly = values["collapsed"] & np.isnan(collapse_time[alive])
-        collapse_time[alive[newly]] = m
+            out[name][where, m] = v
         bar.update(alive.size // n_contexts if n_contexts else 0)
+        dirac_now = bool(values["collapsed"].any())
+        if not (dirac_now or any_dirac_in_window):
+            continue  # no Dirac model in reach anywhere: nothing to record or absorb
+        newly = values["collapsed"] & np.isnan(collapse_time[where])
+        collapse_time[alive[newly]] = m
 
         window = np.roll(window, -1, axis=0)
         window[-1] = dirac
+        any_dirac_in_window = bool((window >= 0).any())
         absorbed = _absorbed(window, dirac, real_dirac, scenario, m) & ~settled
         if np.any(absorbed):
             start = m - (lag - 1 if lag is not None else m - 1)
             store.outcomes["absorption_time"][alive[absorbed]] = start
             store.outcomes["absorbed_token"][alive[absorbed]] = dirac[absorbed]
             if stop_when_absorbed and m < n_generations:
-                fill = absorbed_values(dirac[absorbed], out_first[absorbed], true[absorbed], names)
+                fill = absorbed_values(dirac[absorbed], meter.first_of(absorbed), true[absorbed],
+                                       names)
                 for name, v in fill.items():
                     out[name][alive[absorbed], m + 1:] = v[:, None]
                 keep = ~absorbed
                 history.keep(keep)
-                alive, true, out_first = alive[keep], true[keep], out_first[keep]
+                meter.keep(keep)
+                alive, true = alive[keep], true[keep]
+                where = alive
                 real_dirac, window, settled = real_dirac[keep], window[:, keep], settled[keep]
                 bar.update((n_generations - m) * int(absorbed.sum()) // max(n_contexts, 1))
                 if alive.size == 0:

@@ -1,0 +1,86 @@
+"""The metrics of each new model, by the fastest exact route available.
+
+Three routes give the same metrics (metrics.py defines them):
+
+* a model that adds new draws to the *same* base as the previous generation (the fixed corpus of
+  the partially synthetic loop) is updated from the draws alone — ``DeltaMetrics``, or the
+  compiled :func:`_kernels.delta_metrics`;
+* any other model held as tokens is measured from its tokens in one compiled pass
+  (:func:`_kernels.token_metrics`) when numba is installed;
+* otherwise from its counts over the live support (``count_metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _kernels
+from .metrics import DeltaMetrics, count_metrics
+
+
+class ModelMeter:
+    """Measures models of one chunk of rows; p(1) becomes the reference of ``l1_to_first``."""
+
+    def __init__(self, true: np.ndarray, names: Sequence[str], *,
+                 compiled: bool = _kernels.AVAILABLE):
+        self.true = np.ascontiguousarray(true)
+        self.names = names
+        self.compiled = compiled
+        self.first_counts: np.ndarray | None = None  # integer counts of p(1), (rows, k)
+        self.first_total = 0
+        self._last_base = None
+        self._delta = None  # (base counts, total, DeltaMetrics or base sums)
+
+    @property
+    def first(self) -> np.ndarray:
+        """p(1) as probabilities (rows, k)."""
+        return self.first_counts / self.first_total
+
+    def first_of(self, rows: np.ndarray) -> np.ndarray:
+        """p(1) of the selected rows only (a boolean mask or indices)."""
+        return self.first_counts[rows] / self.first_total
+
+    def __call__(self, model) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Metrics of ``model`` per row and its Dirac token (−1 where it is not one)."""
+        if self.first_counts is None:
+            self.first_counts, self.first_total = model.counts, model.size
+        same_base = model.base is not None and model.base is self._last_base
+        self._last_base = model.base
+        if same_base:
+            return self._from_draws(model)
+        if self.compiled and model.base is None:
+            table, dirac = _kernels.token_metrics(model.tokens, self.first_counts,
+                                                  self.first_total, self.true)
+            return self._columns(table, dirac), dirac
+        values = count_metrics(model.counts, model.size, self.first, self.true, self.names)
+        return values, np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
+
+    def _from_draws(self, model) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        base = model.base.counts
+        cached = self._delta
+        if cached is None or cached[0] is not base or cached[1] != model.size:
+            state = (_kernels.base_sums(base, model.size, self.first_counts, self.first_total,
+                                        self.true) if self.compiled
+                     else DeltaMetrics(base, model.size, self.first, self.true, self.names))
+            self._delta = cached = (base, model.size, state)
+        if not self.compiled:
+            return cached[2](model.extra)
+        table, dirac = _kernels.delta_metrics(model.extra, base, model.size, self.first_counts,
+                                              self.first_total, self.true, cached[2])
+        return self._columns(table, dirac), dirac
+
+    def _columns(self, table: np.ndarray, dirac: np.ndarray) -> dict[str, np.ndarray]:
+        out = {name: table[:, i] for i, name in enumerate(_kernels.KERNEL_COLUMNS)
+               if name in self.names}
+        out["collapsed"] = dirac >= 0
+        return out
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop rows (runs that stopped)."""
+        self.true = self.true[mask]
+        if self.first_counts is not None:
+            self.first_counts = self.first_counts[mask]
+        self._delta = None
+        self._last_base = None
