@@ -287,12 +287,12 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     history = History(scenario, p_live, row_context, streams, n_generations)
     true = p_live[row_context]
     alive = np.arange(rows.start, rows.stop)  # global row ids still simulated
-    out = {name: arr for name, arr in store.arrays.items()}
+    out = store.arrays
     collapse_time = store.outcomes["collapse_time"]
 
     for name, values in distribution_metrics(true, None, true, names).items():
         out[name][alive, 0] = values
-    real_dirac = np.where(p_live[row_context].max(axis=1) >= 1.0, p_live[row_context].argmax(1), -1)
+    real_dirac = np.where(true.max(axis=1) >= 1.0, true.argmax(axis=1), -1)
     lag = scenario.lag
     window = np.full((lag if lag is not None else 1, alive.size), -2, dtype=np.int64)
     settled = np.zeros(alive.size, dtype=bool)
@@ -344,6 +344,7 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     if "l1_to_first" in out and first is not None:
         global_rows = np.arange(rows.start, rows.stop)
         out["l1_to_first"][global_rows, 0] = np.abs(p_live[row_context] - first).sum(axis=1)
+
 
 
 def _absorbed(window: np.ndarray, dirac: np.ndarray, real_dirac: np.ndarray,
