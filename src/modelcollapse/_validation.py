@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from pathlib import Path
 
 import numpy as np
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 #: Largest deviation of sum(p) from 1 accepted before renormalising a probability vector.
 SUM_TOLERANCE = 1e-6
