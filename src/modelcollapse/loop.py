@@ -55,7 +55,6 @@ class Model:
         self._tokens = tokens if base is None else None
         self._counts: np.ndarray | None = None
         self.size = tokens.shape[1] + (base.size if base is not None else 0)
-        self.rows = tokens.shape[0]
 
     @property
     def tokens(self) -> np.ndarray:

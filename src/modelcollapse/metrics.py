@@ -17,8 +17,6 @@ from ._validation import check_choice
 
 #: Per-generation metrics, in the order files and tables list them.
 METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support", "collapsed")
-#: Per-run outcomes (one value per run and context).
-OUTCOMES = ("collapse_time", "absorption_time", "absorbed_token")
 
 
 def resolve_metrics(names: Sequence[str] | None) -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,6 +57,3 @@ def fail(message: str) -> None:
     """Stop a verb with one line on stderr and exit code 2."""
     raise click.UsageError(message)
 
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
