@@ -56,4 +56,3 @@ def echo_json(obj: object) -> None:
 def fail(message: str) -> None:
     """Stop a verb with one line on stderr and exit code 2."""
     raise click.UsageError(message)
-
