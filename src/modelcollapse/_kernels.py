@@ -1,16 +1,17 @@
-"""Compiled metric kernels (numba), used by the loop when numba is installed (extra ``fast``).
+"""Compiled kernels (numba), used by the loop when numba is installed (extra ``fast``).
 
-Each kernel computes, in one pass over a row's tokens, what :func:`metrics.count_metrics` and
-:class:`metrics.DeltaMetrics` compute with several numpy passes; those stay the reference
-(and the fallback without numba). The draws are the same either way, so results agree to
-rounding in the last bits of the float metrics; integer facts (a Dirac mass, its token, the
-support) agree exactly.
+:func:`token_metrics` measures models held as tokens in one pass per row, where
+:func:`metrics.count_metrics` takes several numpy passes; :func:`fixed_corpus_loop` runs the
+partially synthetic loop row by row, where the generic loop and :class:`metrics.DeltaMetrics`
+go generation by generation. The numpy routes stay the reference (and the fallback without
+numba). The draws are the same either way, so results agree to rounding in the last bits of
+the float metrics; integer facts (a Dirac mass, its token, the support) agree exactly.
 
-Outputs are written into ``out`` (rows, 6): σ, ‖p‖∞, ‖p − p(1)‖₁, ‖p − p(0)‖₁, entropy,
-support; and ``dirac`` (rows,): the Dirac token, or −1. ‖p − q‖₁ needs no pass over the
-vocabulary: Σ_i |p_i − q_i| = Σ_{i ∈ supp p} |p_i − q_i| + (mass of q off supp p), and for
-p(1) = c1 / T1 that mass is the integer T1 − Σ_{supp p} c1_i, so the distance is exact (0 when
-p = p(1)); for p(0) it is 1 − Σ_{supp p} p0_i.
+The metric columns are :data:`KERNEL_COLUMNS`: σ, ‖p‖∞, ‖p − p(1)‖₁, ‖p − p(0)‖₁, entropy,
+support. ‖p − q‖₁ needs no pass over the vocabulary: Σ_i |p_i − q_i| = Σ_{i ∈ supp p}
+|p_i − q_i| + (mass of q off supp p), and for p(1) = c1 / T1 that mass is the integer
+T1 − Σ_{supp p} c1_i, so the distance is exact (0 when p = p(1)); for p(0) it is
+1 − Σ_{supp p} p0_i.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "base_sums", "delta_metrics", "gather_two",
+__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "base_sums", "fixed_corpus_loop", "inverse_cdf",
            "token_metrics"]
 
 AVAILABLE = numba is not None
@@ -78,69 +79,39 @@ def _token_metrics(tokens, total, first, first_total, true, has_first, out, dira
         dirac[i] = arg if top == total else -1
 
 
-def _delta_metrics(draws, base, total, first, first_total, true, base_sums, clogc_table, out,
-                   dirac):
-    """Model = base counts (rows, k) + draws; base_sums (rows, 6) hold, for the base alone with
-    this total: Σ r², max r, Σ |r T1 − c1 T| (int, as float), Σ |r/T − p0|, Σ r log r, support.
-    ``clogc_table[c]`` = c log c for c = 0 … total."""
-    rows, size = draws.shape
-    scratch = np.zeros(base.shape[1], np.int64)
-    inv_total = 1.0 / total
+def _inverse_cdf(table, last, n_live, row_context, u, out):
+    """out[i, j] = the live coordinate of ``u[i, j]`` under the row's context, exactly as
+    ``searchsorted(table, u + context, side="right") − context · n_live`` in numpy, searched
+    within the context's own segment and clamped to its last token (see
+    :func:`sampling.draw_from_p0`)."""
+    rows, size = u.shape
     for i in range(rows):
-        sq = base_sums[i, 0]
-        top = base_sums[i, 1]
-        arg = -1
-        l1_first = base_sums[i, 2]
-        l1_true = base_sums[i, 3]
-        clogc = base_sums[i, 4]
-        support = base_sums[i, 5]
+        context = row_context[i]
+        start = context * n_live
         for j in range(size):
-            t = draws[i, j]
-            c0 = base[i, t] + scratch[t]
-            scratch[t] += 1
-            c = c0 + 1
-            sq += c * c - c0 * c0
-            clogc += clogc_table[c] - clogc_table[c0]
-            if c0 == 0:
-                support += 1
-            if c >= top:
-                top = c
-                arg = t
-            c1 = first[i, t]
-            l1_first += abs(c * first_total - c1 * total) - abs(c0 * first_total - c1 * total)
-            q = true[i, t]
-            l1_true += abs(c * inv_total - q) - abs(c0 * inv_total - q)
-        for j in range(size):
-            scratch[draws[i, j]] = 0
-        out[i, 0] = sq / (total * total)
-        out[i, 1] = top / total
-        out[i, 2] = l1_first / (total * first_total)
-        out[i, 3] = l1_true
-        out[i, 4] = np.log(total) - clogc / total
-        out[i, 5] = support
-        dirac[i] = arg if top == total else -1
-
-
-def _gather_two(first, second, index, out):
-    """out[i, j] = first[i, index] if index < width of first, else second[i, index − width]."""
-    rows, size = index.shape
-    width = first.shape[1]
-    for i in range(rows):
-        for j in range(size):
-            a = index[i, j]
-            out[i, j] = first[i, a] if a < width else second[i, a - width]
+            v = u[i, j] + context
+            lo = start
+            hi = start + n_live
+            while lo < hi:  # first entry > v
+                mid = (lo + hi) >> 1
+                if table[mid] > v:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            out[i, j] = min(lo - start, last[context])
 
 
 if AVAILABLE:
+    _inverse_cdf = numba.njit(cache=True, nogil=True)(_inverse_cdf)
     _token_metrics = numba.njit(cache=True, nogil=True)(_token_metrics)
-    _delta_metrics = numba.njit(cache=True, nogil=True)(_delta_metrics)
-    _gather_two = numba.njit(cache=True, nogil=True)(_gather_two)
 
 
-def gather_two(first: np.ndarray, second: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Draw from the concatenation [first | second] of two token arrays without building it."""
-    out = np.empty(index.shape, dtype=first.dtype)
-    _gather_two(first, second, index, out)
+def inverse_cdf(table: np.ndarray, last: np.ndarray, n_live: int, row_context: np.ndarray,
+                u: np.ndarray, dtype) -> np.ndarray:
+    """Draws from p(0) by inverse CDF for uniforms ``u`` (rows, size); see
+    :func:`sampling.inverse_cdf_table` for ``table`` and :func:`_inverse_cdf`."""
+    out = np.empty(u.shape, dtype=dtype)
+    _inverse_cdf(table, last, n_live, row_context, u, out)
     return out
 
 
@@ -157,15 +128,114 @@ def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_total: int
     return out, dirac
 
 
-def delta_metrics(draws: np.ndarray, base: np.ndarray, total: int, first: np.ndarray,
-                  first_total: int, true: np.ndarray,
-                  base_sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metrics of (base counts + counts of ``draws``) / total; see :func:`base_sums`."""
-    out = np.empty((draws.shape[0], 6))
-    dirac = np.empty(draws.shape[0], np.int64)
-    _delta_metrics(draws, base, total, first, first_total, true, base_sums,
-                   _clogc_table(total), out, dirac)
-    return out, dirac
+def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,
+                      first_generation: int, base: np.ndarray, sums: np.ndarray,
+                      first: np.ndarray, first_total: int, true: np.ndarray, alive: np.ndarray,
+                      names: tuple[str, ...], out: np.ndarray, collapsed: np.ndarray,
+                      collapse_time: np.ndarray) -> None:
+    """Run ``index.shape[0]`` generations of the partially synthetic loop in place.
+
+    Model m trains on the fixed corpus (rows, N) and n draws from model m − 1, whose training
+    tokens are the corpus followed by its own draws ``extra`` (rows, n), updated in place;
+    ``index`` (steps, rows, n) are the drawn positions in those N + n tokens. ``base`` are the
+    corpus counts (rows, k) and ``sums`` their :func:`base_sums` for the total N + n; ``first``
+    the counts of p(1) with total ``first_total``; ``true`` p(0). Row i is output row
+    ``alive[i]``: the metrics ``names`` (a subset of :data:`KERNEL_COLUMNS`, in that order) of
+    generation m go to ``out[:, alive[i], m]``, the Dirac flag to ``collapsed[alive[i], m]``
+    and the first Dirac generation to ``collapse_time[alive[i]]`` where it is still NaN.
+    """
+    total = corpus.shape[1] + index.shape[2]
+    kernel = _fixed_corpus_kernel(tuple(name in names for name in KERNEL_COLUMNS))
+    kernel(corpus, extra, index, first_generation, base, sums, first, first_total, true,
+           _clogc_table(total), alive, out, collapsed, collapse_time)
+
+
+@functools.cache
+def _fixed_corpus_kernel(want: tuple[bool, ...]):
+    """The loop of :func:`fixed_corpus_loop` compiled for one choice of metrics: ``want``
+    flags the :data:`KERNEL_COLUMNS` to compute, as constants, so unwanted work is compiled
+    out rather than branched over for every draw (that costs a third of the time)."""
+    want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
+    slots = np.cumsum(want) - 1  # where each wanted metric goes in ``out``
+    s_sigma, s_sup, s_first, s_true, s_entropy, s_support = (int(v) for v in slots)
+
+    def kernel(corpus, extra, index, first_generation, base, sums, first, first_total, true,
+               clogc_table, alive, out, collapsed, collapse_time):
+        # Row by row, so a row's corpus, counts and references stay in cache for all its
+        # generations. Each generation updates the corpus sums with the n draws only: a drawn
+        # token with c0 = r + (earlier draws of it) moves its count to c0 + 1.
+        rows, width = corpus.shape
+        steps, _, size = index.shape
+        total = width + size
+        inv_total = 1.0 / total
+        k = base.shape[1]
+        scratch = np.zeros(k, np.int64)  # draws of each token so far in this generation
+        gap_first = np.empty(k, np.int64)  # r T1 − c1 T per token
+        gap_true = np.empty(k)  # r / T − p0 per token
+        tokens = np.empty(total, corpus.dtype)  # model m − 1's training tokens
+        draws = np.empty(size, corpus.dtype)
+        for i in range(rows):
+            row = alive[i]
+            tokens[:width] = corpus[i]
+            tokens[width:] = extra[i]
+            base_i = base[i]
+            dirac_token = -1  # a model can be a Dirac mass only if its corpus is one
+            for t in range(k):
+                gap_first[t] = base_i[t] * first_total - first[i, t] * total
+                gap_true[t] = base_i[t] * inv_total - true[i, t]
+                if base_i[t] == width:
+                    dirac_token = t
+            for step in range(steps):
+                sq = 0
+                top = sums[i, 1]
+                l1_first = 0
+                l1_true = 0.0
+                clogc = 0.0
+                support = 0
+                for j in range(size):
+                    t = tokens[index[step, i, j]]
+                    draws[j] = t
+                    x = scratch[t]
+                    scratch[t] = x + 1
+                    c0 = base_i[t] + x
+                    sq += 2 * c0 + 1
+                    if want_sup:
+                        top = max(top, c0 + 1)
+                    if want_first:
+                        u = gap_first[t] + x * first_total
+                        l1_first += abs(u + first_total) - abs(u)
+                    if want_true:
+                        w = gap_true[t] + x * inv_total
+                        l1_true += abs(w + inv_total) - abs(w)
+                    if want_entropy:
+                        clogc += clogc_table[c0 + 1] - clogc_table[c0]
+                    if want_support and c0 == 0:
+                        support += 1
+                dirac = dirac_token
+                for j in range(size):
+                    scratch[draws[j]] = 0
+                    if draws[j] != dirac_token:
+                        dirac = -1
+                tokens[width:] = draws
+                m = first_generation + step
+                if want_sigma:
+                    out[s_sigma, row, m] = (sums[i, 0] + sq) * inv_total * inv_total
+                if want_sup:
+                    out[s_sup, row, m] = top * inv_total
+                if want_first:
+                    out[s_first, row, m] = (sums[i, 2] + l1_first) / (total * first_total)
+                if want_true:
+                    out[s_true, row, m] = sums[i, 3] + l1_true
+                if want_entropy:
+                    out[s_entropy, row, m] = (clogc_table[total] - sums[i, 4] - clogc) / total
+                if want_support:
+                    out[s_support, row, m] = sums[i, 5] + support
+                collapsed[row, m] = dirac >= 0
+                if dirac >= 0 and np.isnan(collapse_time[row]):
+                    collapse_time[row] = m
+            extra[i] = tokens[width:]
+
+    return numba.njit(cache=True, nogil=True)(kernel)
 
 
 @functools.lru_cache(maxsize=8)

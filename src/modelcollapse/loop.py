@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _kernels
+from . import _kernels, fixed_corpus
+from ._system import loop_threads
 from ._validation import check_choice, check_int, check_probabilities
 from .meter import ModelMeter
 from .metrics import absorbed_values, distribution_metrics, resolve_metrics
@@ -32,6 +33,7 @@ from .sampling import (
     draw_tokens,
     gather_rows,
     inverse_cdf_table,
+    last_live,
     rows_per_block,
 )
 from .scenarios import Scenario
@@ -76,8 +78,6 @@ class Model:
         if self._tokens is not None:
             return draw_tokens(self._tokens, size, streams)
         index = streams.integers(self.size, size)
-        if _kernels.AVAILABLE:
-            return _kernels.gather_two(self.base.tokens, self.extra, index)
         from_base = gather_rows(self.base.tokens, np.minimum(index, self.base.size - 1))
         from_extra = gather_rows(self.extra, np.maximum(index - self.base.size, 0))
         return np.where(index < self.base.size, from_base, from_extra)
@@ -102,6 +102,7 @@ class History:
         self.row_context = row_context
         self.streams = streams
         self._cdf = inverse_cdf_table(p_live)
+        self._last = last_live(p_live)
         self._models: dict[int, Model] = {}
         self._corpus: Model | None = None
         self._published: np.ndarray | None = None
@@ -112,7 +113,8 @@ class History:
     def draw(self, t: int, size: int) -> np.ndarray:
         """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
         if t == 0:
-            return draw_from_p0(self._cdf, self.n_live, self.row_context, size, self.streams)
+            return draw_from_p0(self._cdf, self._last, self.n_live, self.row_context, size,
+                                self.streams)
         return self._models[t].draw(size, self.streams)
 
     def corpus(self) -> np.ndarray:
@@ -211,7 +213,7 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
              metrics: Sequence[str] | None = None, stop_when_absorbed: bool = True,
              chunk_runs: int | None = None, progress: bool | None = None,
              backend: str = "numpy", device: str = "cpu", compiled: bool | None = None,
-             spec: dict | None = None) -> Result:
+             threads: int | None = None, spec: dict | None = None) -> Result:
     """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
 
     ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
@@ -224,6 +226,8 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     each backend is reproducible on its own, and the two agree in distribution.
     ``compiled`` chooses the numpy backend's metric route: numba kernels (default when numba
     is installed) or numpy passes. The draws are the same; float metrics agree to rounding.
+    ``threads`` caps the threads of the compiled partially synthetic route (default:
+    ``$MODELCOLLAPSE_THREADS``, else every available core); results do not depend on it.
     """
     p0 = check_probabilities(p0, "p0")
     p0 = p0[None, :] if p0.ndim == 1 else p0
@@ -232,6 +236,7 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     names = resolve_metrics(metrics)
     entropy = resolve_entropy(seed)
     chunk = n_runs if chunk_runs is None else check_int(chunk_runs, "chunk_runs", low=1)
+    threads = loop_threads(None if threads is None else check_int(threads, "threads", low=1))
     if chunk % RUN_BLOCK and chunk < n_runs:
         raise ValueError(f"The 'chunk_runs' parameter of simulate must be a multiple of "
                          f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
@@ -254,7 +259,7 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
         rows = slice(first_run * n_contexts, (first_run + runs) * n_contexts)
         _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                    stop_when_absorbed, store, rows, bar,
-                   _kernels.AVAILABLE if compiled is None else compiled)
+                   _kernels.AVAILABLE if compiled is None else compiled, threads)
     bar.close()
     return build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
                         names, scenario=scenario, entropy=entropy, spec=spec)
@@ -265,20 +270,23 @@ def _disable(progress: bool | None) -> bool | None:
 
 
 class _Store:
-    """Output arrays over all rows: metrics (rows, G+1) and per-row outcomes."""
+    """Output arrays over all rows: metrics (rows, G+1) and per-row outcomes.
+
+    The float metrics are slices of one (metrics, rows, G+1) ``table``, so compiled routes can
+    write them all through one array."""
 
     def __init__(self, n_rows: int, n_generations: int, names: Sequence[str]):
-        self.arrays = {name: np.full((n_rows, n_generations + 1),
-                                     False if name == "collapsed" else np.nan,
-                                     dtype=bool if name == "collapsed" else np.float64)
-                       for name in names}
+        self.float_names = tuple(name for name in names if name != "collapsed")
+        self.table = np.full((len(self.float_names), n_rows, n_generations + 1), np.nan)
+        self.arrays = {name: self.table[i] for i, name in enumerate(self.float_names)}
+        self.arrays["collapsed"] = np.zeros((n_rows, n_generations + 1), dtype=bool)
         self.outcomes = {"collapse_time": np.full(n_rows, np.nan),
                          "absorption_time": np.full(n_rows, np.nan),
                          "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
 
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-               stop_when_absorbed, store, rows, bar, compiled) -> None:
+               stop_when_absorbed, store, rows, bar, compiled, threads) -> None:
     n_contexts = p_live.shape[0]
     row_context = np.tile(np.arange(n_contexts), runs)
     streams = RowStreams(entropy, first_run // RUN_BLOCK,
@@ -301,6 +309,12 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     any_dirac_in_window = False
 
     for m in range(1, n_generations + 1):
+        if m == 2 and fixed_corpus.applies(scenario, compiled):
+            # Real data feeds every generation: no run stops from here on (those with a Dirac
+            # p(0) settled at m = 1), so the rest runs row by row in compiled code.
+            fixed_corpus.run_generations(history, meter, true, alive, m, n_generations, store,
+                                         n_contexts, bar, threads)
+            break
         model = scenario.training_set(m, history)
         history.store(m, model)
         values, dirac = meter(model)

@@ -3,8 +3,8 @@
 Three routes give the same metrics (metrics.py defines them):
 
 * a model that adds new draws to the *same* base as the previous generation (the fixed corpus of
-  the partially synthetic loop) is updated from the draws alone — ``DeltaMetrics``, or the
-  compiled :func:`_kernels.delta_metrics`;
+  the partially synthetic loop) is updated from the draws alone — ``DeltaMetrics`` (with numba,
+  that loop runs in compiled code instead: fixed_corpus.py);
 * any other model held as tokens is measured from its tokens in one compiled pass
   (:func:`_kernels.token_metrics`) when numba is installed;
 * otherwise from its counts over the live support (``count_metrics``).
@@ -31,7 +31,7 @@ class ModelMeter:
         self.first_counts: np.ndarray | None = None  # integer counts of p(1), (rows, k)
         self.first_total = 0
         self._last_base = None
-        self._delta = None  # (base counts, total, DeltaMetrics or base sums)
+        self._delta = None  # (base counts, total, DeltaMetrics)
 
     @property
     def first(self) -> np.ndarray:
@@ -61,15 +61,9 @@ class ModelMeter:
         base = model.base.counts
         cached = self._delta
         if cached is None or cached[0] is not base or cached[1] != model.size:
-            state = (_kernels.base_sums(base, model.size, self.first_counts, self.first_total,
-                                        self.true) if self.compiled
-                     else DeltaMetrics(base, model.size, self.first, self.true, self.names))
+            state = DeltaMetrics(base, model.size, self.first, self.true, self.names)
             self._delta = cached = (base, model.size, state)
-        if not self.compiled:
-            return cached[2](model.extra)
-        table, dirac = _kernels.delta_metrics(model.extra, base, model.size, self.first_counts,
-                                              self.first_total, self.true, cached[2])
-        return self._columns(table, dirac), dirac
+        return cached[2](model.extra)
 
     def _columns(self, table: np.ndarray, dirac: np.ndarray) -> dict[str, np.ndarray]:
         out = {name: table[:, i] for i, name in enumerate(_kernels.KERNEL_COLUMNS)

@@ -57,7 +57,7 @@ from .store import connect, query
 # isort: split
 # The other public-named objects of the single module this package replaced (output layout,
 # table builders) stay importable from here, outside the public API.
-from .executors import default_workers  # noqa: F401
+from .._system import available_cores as default_workers  # noqa: F401
 from .spec import NOT_AXES, AxisValue  # noqa: F401
 from .store import DONE_FILE, POINTS_DIR, RESULT_FILES, TABLES  # noqa: F401
 from .tables import QUANTILES, generation_table, point_table  # noqa: F401

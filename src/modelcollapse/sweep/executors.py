@@ -8,18 +8,11 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 
+from .._system import THREADS_VARIABLE, available_cores
 from .spec import SweepInputError
 
-#: Thread pools of numeric libraries, held to one thread per worker process.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def default_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+#: Thread pools of numeric libraries and of the loop, held to one thread per worker process.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", THREADS_VARIABLE)
 
 
 @contextmanager
@@ -46,7 +39,7 @@ def open_executor(kind: str = "local", *, scheduler: str | None = None,
     # Worker processes inherit the environment at start; set it only where the user has not.
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k, v in saved.items() if v is None})
-    pool = ProcessPoolExecutor(max_workers=workers or default_workers(),
+    pool = ProcessPoolExecutor(max_workers=workers or available_cores(),
                                mp_context=multiprocessing.get_context(method))
     try:
         yield pool
@@ -81,9 +74,10 @@ def _dask_executor(scheduler: str | None, workers: int | None) -> Iterator[Execu
         # and also MALLOC_TRIM_THRESHOLD_, which turns off glibc's adaptive mmap threshold:
         # every large array of every generation is then a fresh mmap, and the loop runs
         # 1.3-2x slower. None unsets it (see docs/sweeps.md for a cluster started elsewhere).
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
-                              None}):
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+        environ = "distributed.nanny.pre-spawn-environ"
+        with dask.config.set({f"{environ}.MALLOC_TRIM_THRESHOLD_": None,
+                              f"{environ}.{THREADS_VARIABLE}": "1"}):
+            cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
                                    processes=True, host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
     executor = client.get_executor()

@@ -21,7 +21,7 @@ import itertools
 import numpy as np
 import torch
 
-from ..sampling import inverse_cdf_table
+from ..sampling import inverse_cdf_table, last_live
 from .streams import TorchRowStreams
 
 
@@ -32,19 +32,23 @@ def draw_tokens(tokens: torch.Tensor, size: int, streams: TorchRowStreams) -> to
     return tokens.gather(1, index)
 
 
-def p0_table(p_live: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The flattened, offset cumulative sums of p(0) (contexts · k,) float64 on ``device``;
-    context c occupies [c, c + 1) (see :func:`modelcollapse.sampling.inverse_cdf_table`)."""
-    return torch.as_tensor(inverse_cdf_table(p_live), dtype=torch.float64, device=device)
+def p0_table(p_live: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flattened, offset cumulative sums of p(0) (contexts · k,) float64 on ``device``,
+    context c occupying [c, c + 1), and each context's last live token (contexts,); see
+    :func:`modelcollapse.sampling.inverse_cdf_table` and ``sampling.last_live``."""
+    return (torch.as_tensor(inverse_cdf_table(p_live), dtype=torch.float64, device=device),
+            torch.as_tensor(last_live(p_live), dtype=torch.int64, device=device))
 
 
-def draw_from_p0(table: torch.Tensor, n_live: int, row_context: torch.Tensor, size: int,
+def draw_from_p0(table: torch.Tensor, last: torch.Tensor, n_live: int,
+                 row_context: torch.Tensor, size: int,
                  streams: TorchRowStreams) -> torch.Tensor:
-    """``size`` i.i.d. draws per row from p(0) of the row's context (rows, size) int64."""
+    """``size`` i.i.d. draws per row from p(0) of the row's context (rows, size) int64.
+    u + c can round up to c + 1 (u within 2^-53 of 1), past context c's segment: clamped."""
     offset = row_context[:, None]
     u = streams.random(size).add_(offset)
     flat = torch.searchsorted(table, u, right=True)
-    return flat.sub_(offset * n_live)
+    return torch.minimum(flat.sub_(offset * n_live), last[row_context][:, None])
 
 
 def count_tokens(tokens: torch.Tensor, n_live: int) -> torch.Tensor:

@@ -114,14 +114,15 @@ class TokenHistory(_Base):
     def __init__(self, scenario: Scenario, p_live: torch.Tensor, row_context: torch.Tensor,
                  streams: TorchRowStreams, n_generations: int):
         super().__init__(scenario, p_live, row_context, streams, n_generations)
-        self._table = p0_table(p_live.cpu().numpy(), p_live.device)
+        self._table, self._last = p0_table(p_live.cpu().numpy(), p_live.device)
         self._published: torch.Tensor | None = None
         self._pool: torch.Tensor | None = None
 
     def draw(self, t: int, size: int) -> torch.Tensor:
         """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
         if t == 0:
-            return draw_from_p0(self._table, self.n_live, self.row_context, size, self.streams)
+            return draw_from_p0(self._table, self._last, self.n_live, self.row_context, size,
+                                self.streams)
         return draw_tokens(self._models[t].tokens, size, self.streams)
 
     def corpus(self) -> torch.Tensor:

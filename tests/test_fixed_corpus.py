@@ -1,0 +1,163 @@
+"""The compiled partially synthetic route (fixed_corpus.py) and the draws it shares with the
+generic loop: positions, inverse-CDF draws from p(0), thread count."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from modelcollapse import _kernels, sampling
+from modelcollapse._system import THREADS_VARIABLE, loop_threads
+from modelcollapse.loop import run_loop
+from modelcollapse.metrics import METRICS
+from modelcollapse.rng import RUN_BLOCK, block_generator
+from modelcollapse.scenarios import PartiallySynthetic
+
+needs_numba = pytest.mark.skipif(not _kernels.AVAILABLE, reason="numba is not installed")
+FLOAT_METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy")
+EXACT = ("collapsed", "support", "collapse_time", "absorption_time", "absorbed_token")
+
+
+def assert_same(a, b, names=METRICS) -> None:
+    for name in names:
+        if name in FLOAT_METRICS:
+            assert np.allclose(a.data[name].values, b.data[name].values, rtol=0, atol=1e-12,
+                               equal_nan=True), name
+    for name in EXACT:
+        if name in a.data:
+            assert np.array_equal(a.data[name].values, b.data[name].values, equal_nan=True), name
+
+
+@pytest.fixture
+def p0_with_dirac_context() -> np.ndarray:
+    """Three contexts: ordinary, concentrated, and a Dirac mass (its runs settle at m = 1)."""
+    p0 = np.zeros((3, 9))
+    p0[0, [0, 2, 3, 5, 8]] = [0.4, 0.3, 0.1, 0.1, 0.1]
+    p0[1, [1, 4]] = [0.9, 0.1]
+    p0[2, 6] = 1.0
+    return p0
+
+
+@needs_numba
+@pytest.mark.parametrize("stop", [True, False])
+@pytest.mark.parametrize("metrics", [None, ("sigma", "l1_to_first"), ("support", "sup")])
+def test_compiled_route_equals_numpy_route(p0_with_dirac_context, stop, metrics):
+    # The numpy route fits every generation from counts; the compiled one runs rows through
+    # all generations. Same draws, so same models: metrics to rounding, integer facts exactly.
+    scenario = PartiallySynthetic(4, 6)
+    kwargs = dict(n_runs=RUN_BLOCK + 13, n_generations=25, seed=11, metrics=metrics,
+                  stop_when_absorbed=stop)
+    a = run_loop(p0_with_dirac_context, scenario, compiled=True, **kwargs)
+    b = run_loop(p0_with_dirac_context, scenario, compiled=False, **kwargs)
+    assert_same(a, b, a.data.data_vars)
+    # The concentrated context's corpus is sometimes all one token: its models then collapse.
+    assert np.isfinite(a.data["collapse_time"].values[:, 1]).any()
+    assert np.all(a.data["collapse_time"].values[:, 2] == 1)
+
+
+@needs_numba
+@pytest.mark.parametrize("generations", [1, 2, 3])
+def test_compiled_route_at_the_first_generations(p0_small, generations):
+    scenario = PartiallySynthetic(3, 5)
+    a = run_loop(p0_small, scenario, n_runs=50, n_generations=generations, seed=2, compiled=True)
+    b = run_loop(p0_small, scenario, n_runs=50, n_generations=generations, seed=2, compiled=False)
+    assert_same(a, b)
+
+
+@needs_numba
+def test_compiled_route_is_independent_of_threads_and_chunks(p0_fig6):
+    scenario = PartiallySynthetic(10, 100)
+    runs = 3 * RUN_BLOCK + 5
+    one = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=1)
+    two = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=2)
+    chunked = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=2,
+                       chunk_runs=2 * RUN_BLOCK)
+    for other in (two, chunked):
+        for name in METRICS:
+            assert np.array_equal(one.data[name].values, other.data[name].values), name
+
+
+@needs_numba
+def test_many_generations_span_several_draw_calls(p0_small, monkeypatch):
+    # Positions are drawn a slab of generations at a time; the slab size must not matter.
+    from modelcollapse import fixed_corpus
+
+    scenario = PartiallySynthetic(3, 5)
+    a = run_loop(p0_small, scenario, n_runs=40, n_generations=30, seed=8)
+    monkeypatch.setattr(fixed_corpus, "DRAWS_PER_CALL", 40 * 3 * 4)
+    b = run_loop(p0_small, scenario, n_runs=40, n_generations=30, seed=8)
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("high", [7, 110, 1 << 16, (1 << 16) + 1])
+def test_positions_are_uniform(high):
+    # Chi-square over [0, high) folded into 20 equal-probability cells (high divisible by 20
+    # is not needed: the cell of x is ⌊20 x / high⌋ with its exact probability).
+    draws = sampling.draw_positions(block_generator(3, 0), high, (200_000,)).astype(np.int64)
+    assert draws.min() >= 0 and draws.max() < high
+    cells = min(high, 20)
+    observed = np.bincount(draws * cells // high, minlength=cells)
+    edges = -(-np.arange(cells + 1) * high // cells)  # first x of each cell
+    expected = np.diff(edges) / high * draws.size
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_row_streams_positions_per_row_bound():
+    streams = sampling.RowStreams(1, 0, [4])
+    high = np.array([1, 2, 70_000, 3])
+    draws = streams.integers(high, 1000)
+    assert draws.dtype == np.int64
+    assert np.all(draws < high[:, None]) and np.all(draws >= 0)
+    assert draws[2].max() > 1 << 16
+
+
+@needs_numba
+def test_inverse_cdf_kernel_equals_numpy_and_clamps_rounding():
+    rng = np.random.default_rng(0)
+    p_live = rng.dirichlet(np.ones(7), size=3)
+    p_live[1, 5:] = 0.0  # context 1 has a shorter support (padded coordinates)
+    p_live[1] /= p_live[1].sum()
+    table = sampling.inverse_cdf_table(p_live)
+    last = sampling.last_live(p_live)
+    assert list(last) == [6, 4, 6]
+    row_context = np.tile(np.arange(3), 200)
+    u = rng.random((600, 40))
+    u[:, 0] = 0.0
+    u[:, 1] = np.nextafter(1.0, 0.0)  # u + context rounds up to context + 1 for context ≥ 1
+    u[:, 2] = (table.reshape(3, 7) - np.arange(3)[:, None])[row_context, 2]  # on a CDF step
+    got = _kernels.inverse_cdf(table, last, 7, row_context, u, np.int32)
+    flat = np.searchsorted(table, u + row_context[:, None], side="right")
+    want = np.minimum(flat - row_context[:, None] * 7, last[row_context][:, None])
+    assert np.array_equal(got, want)
+    assert np.all(p_live[row_context[:, None], got] > 0)  # never a token p(0) cannot produce
+    assert np.array_equal(got[:, 1], last[row_context])
+
+
+def test_draws_from_p0_follow_p0(p0_with_dirac_context):
+    p_live = p0_with_dirac_context
+    streams = sampling.RowStreams(4, 0, [3])
+    draws = sampling.draw_from_p0(sampling.inverse_cdf_table(p_live),
+                                  sampling.last_live(p_live), p_live.shape[1], np.arange(3),
+                                  50_000, streams)
+    for context in (0, 1):
+        support = np.flatnonzero(p_live[context])
+        observed = np.bincount(draws[context], minlength=9)
+        assert observed.sum() == observed[support].sum()
+        expected = p_live[context, support] * draws.shape[1]
+        assert stats.chisquare(observed[support], expected).pvalue > 1e-3
+    assert np.all(draws[2] == 6)
+
+
+def test_loop_threads(monkeypatch):
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    assert loop_threads(3) == 3
+    assert loop_threads(None) >= 1
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
+    assert loop_threads(None) == 1
+    monkeypatch.setenv(THREADS_VARIABLE, "two")
+    with pytest.raises(ValueError, match="MODELCOLLAPSE_THREADS environment variable"):
+        loop_threads(None)
+
+
+def test_run_loop_rejects_bad_threads(p0_small):
+    with pytest.raises(ValueError, match="'threads' parameter"):
+        run_loop(p0_small, PartiallySynthetic(3, 5), n_runs=5, n_generations=3, threads=0)
