@@ -249,7 +249,7 @@ def most_recent_collapse_prediction(p0: np.ndarray, n: int, K: int) -> float:
     n(K+1)²/4: the window mean Σ_j (K − j) p(m−j) is a martingale whose per-generation
     variance is 4/(K+1)² that of p(m)), plus the K − 1 generations the window needs to fill
     with the winning Dirac mass. K = 1 is the fully synthetic prediction. Against simulation
-    it is within −2 % … +8 % for n = 10 … 60, K = 2 … 10 (benchmarks/theory_accuracy.py);
+    it is within −4 % … +9 % for n = 10 … 60, K = 2 … 10 (benchmarks/theory_accuracy.py);
     the error is largest when each model contributes only n/K ≈ 1-2 samples.
     """
     p = check_probabilities(p0, "p0", where="theory.most_recent_collapse_prediction")
