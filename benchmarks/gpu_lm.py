@@ -1,4 +1,4 @@
-"""One short GPU check of the transformer loop at the paper's settings (~4–5 min on an H100).
+"""One short GPU check of the transformer loop at the paper's settings (~5–6 min on an H100).
 
 Measures, on one CUDA device:
 
@@ -7,7 +7,9 @@ Measures, on one CUDA device:
 2. its text (the 1,003,854-token corpus of generation 0, streams of 129 tokens, batch
    8192): sampling tokens/s; then p(1) trained on it — one full generation of the Fig. 5
    loop, from which the 3 × 10 total is extrapolated (29 trainings, 28 corpora);
-3. generation tokens/s of the cached sampler against a nanoGPT-style sampler (the whole
+3. p(0)'s training again under each of ``--compile-modes`` (default: reduce-overhead, which
+   replays CUDA graphs): ms per iteration, tokens/s, MFU, final validation loss;
+4. generation tokens/s of the cached sampler against a nanoGPT-style sampler (the whole
    window re-run for every token) at batch 2048, with the same semantics; and the cached
    sampler alone at batch 16384.
 
@@ -31,6 +33,7 @@ import torch
 
 from modelcollapse import lm
 from modelcollapse.lm.data import default_cache_dir
+from modelcollapse.lm.train import validation_windows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lm import bench_generation, peak_flops
@@ -51,6 +54,28 @@ def find_corpus(given: str | None) -> Path:
                      "network, so it must travel with the working tree).")
 
 
+def time_training(mode: str, preset, corpus, dev: torch.device, peak: float | None,
+                  flops: float) -> dict:
+    """Train p(0) once with torch.compile ``mode``: compile seconds, ms per iteration,
+    tokens/s, MFU and the final validation loss."""
+    engine = lm.Engine(preset, corpus.vocab_size, device=dev, compile_mode=mode)
+    sampler = lm.WindowSampler([corpus.train[None]], [1.0], preset.block_size, dev)
+    val = torch.from_numpy(validation_windows(corpus.val, preset.block_size, preset.eval_tokens)
+                           .astype("int64")).to(dev)
+    warmup = engine.warmup(sampler)
+    rec = engine.train(sampler, entropy=0, generation=0, val_windows=val)
+    del engine, sampler
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"compile_warmup_seconds": warmup,
+            "train_ms_per_iter": 1e3 * rec.seconds / preset.max_iters,
+            "train_tokens_per_second": rec.tokens_per_second,
+            "mfu": rec.tokens_per_second * flops / peak if peak else None,
+            "p0_final_val_loss": rec.val_loss[-1],
+            "speedup_vs_reference": rec.tokens_per_second
+            / REFERENCE["train_tokens_per_second"]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT"))
@@ -59,6 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--preset", default="paper", help="paper (default); tiny for a smoke test")
     ap.add_argument("--ref-batch", type=int, default=2048, help="batch of the sampler race")
     ap.add_argument("--big-batch", type=int, default=16384, help="largest sampling batch")
+    ap.add_argument("--compile-modes", default="reduce-overhead",
+                    help="other torch.compile modes to time p(0)'s training with, comma-"
+                         "separated ('' for none)")
     args = ap.parse_args(argv)
     if not args.out:
         raise SystemExit("give --out DIR or set $OUT")
@@ -124,6 +152,13 @@ def main(argv: list[str] | None = None) -> dict:
         "note": "3 scenarios x 10 generations share p(0), its corpus and p(1): 29 trainings",
     }
     save()
+
+    # p(0) again under the other torch.compile modes (CUDA graphs cut launch overhead).
+    results["training_modes"] = {"default": {k: train[k] for k in (
+        "train_ms_per_iter", "train_tokens_per_second", "mfu", "p0_final_val_loss")}}
+    for mode in filter(None, args.compile_modes.split(",")):
+        results["training_modes"][mode] = time_training(mode, preset, corpus, dev, peak, flops)
+        save()
 
     # Sampler against the nanoGPT-style reference at batch 2048, equal semantics.
     gen = bench_generation(engine, args.ref_batch, preset.block_size + 1, reference=True)

@@ -14,9 +14,11 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-def test_compiled_bf16_training_lowers_loss(corpus):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_bf16_training_lowers_loss(corpus, mode):
+    # reduce-overhead replays CUDA graphs: every step must be marked as a new one.
     preset = get_preset(TINY, max_iters=80)
-    engine = Engine(preset, corpus.vocab_size, device="cuda")
+    engine = Engine(preset, corpus.vocab_size, device="cuda", compile_mode=mode)
     assert engine.use_autocast and engine.compiled is not engine.model
     sampler = WindowSampler([corpus.train[None]], [1.0], preset.block_size, "cuda")
     val = torch.from_numpy(validation_windows(corpus.val, preset.block_size, 2048)

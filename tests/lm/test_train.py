@@ -84,6 +84,11 @@ def test_training_lowers_validation_loss(corpus):
     assert all(torch.equal(first[k], v) for k, v in engine.state_dict().items())
 
 
+def test_engine_rejects_an_unknown_compile_mode(corpus):
+    with pytest.raises(ValueError, match=r"'compile_mode' parameter of lm\.Engine"):
+        Engine(TINY, corpus.vocab_size, compile_mode="fastest")
+
+
 def test_dropout_is_seeded_without_touching_the_caller_rng(corpus):
     preset = get_preset(TINY, dropout=0.3, max_iters=10)
     engine = Engine(preset, corpus.vocab_size)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._validation import check_choice
 from . import _seeds
 from .gpt import GPT
 from .presets import Preset
@@ -139,15 +140,26 @@ class TrainRecord:
         return self.val_loss[-1]
 
 
+#: torch.compile modes an Engine accepts; those in CUDA_GRAPH_MODES replay CUDA graphs on CUDA.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
 class Engine:
     """One model on one device, reused (reinitialised) for every generation.
 
     ``compile`` and ``autocast`` default to on for CUDA and off elsewhere: on a CPU bf16 is
     slower than float32 and ``torch.compile`` gains nothing for models this small.
+    ``compile_mode`` is torch.compile's mode; the ones that replay CUDA graphs
+    ("reduce-overhead", "max-autotune") cut the launch overhead of this small model's many
+    kernels, and each training step then tells torch a new step begins, since a replay
+    overwrites the previous step's outputs.
     """
 
     def __init__(self, preset: Preset, vocab_size: int, *, device: str | torch.device = "cpu",
-                 compile: bool | None = None, autocast: bool | None = None):
+                 compile: bool | None = None, autocast: bool | None = None,
+                 compile_mode: str = "default"):
+        check_choice(compile_mode, "compile_mode", COMPILE_MODES, where="lm.Engine")
         self.preset = preset
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
@@ -155,9 +167,18 @@ class Engine:
             raise ValueError("The 'device' parameter is 'cuda' but no CUDA device is available.")
         self.config = preset.model_config(vocab_size)
         self.model = GPT(self.config).to(self.device)
-        self.compiled = torch.compile(self.model) if (cuda if compile is None else compile) \
-            else self.model
+        compiled = cuda if compile is None else compile
+        self.compiled = torch.compile(self.model, mode=compile_mode) if compiled else self.model
+        self._graph_steps = compiled and cuda and compile_mode in CUDA_GRAPH_MODES
         self.use_autocast = cuda if autocast is None else autocast
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch through the compiled model."""
+        if self._graph_steps:
+            torch.compiler.cudagraph_mark_step_begin()
+        with self.autocast():
+            _, loss = self.compiled(x, y)
+        return loss
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.use_autocast:
@@ -225,8 +246,7 @@ class Engine:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 x, y = sampler.sample(p.batch_size, batches)
-                with self.autocast():
-                    _, loss = self.compiled(x, y)
+                loss = self._forward(x, y)
                 loss.backward()
                 if p.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
@@ -263,9 +283,7 @@ class Engine:
             self.model.train()
             for _ in range(iters):
                 x, y = sampler.sample(self.preset.batch_size, gen)
-                with self.autocast():
-                    _, loss = self.compiled(x, y)
-                loss.backward()
+                self._forward(x, y).backward()
             self.model.zero_grad(set_to_none=True)
             self.model.eval()
             self.evaluate(torch.cat([x, y[:, -1:]], dim=1))
