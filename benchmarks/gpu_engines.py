@@ -13,6 +13,8 @@ generation loop alone (results copied to the host included).
 Measured in this order, each in its own guard (a failure is recorded and the rest goes on):
   1. torch-cuda, goal case, G = 20 and 100 (sanity: mean σ_m against Theorem 1 eq. 6);
   2. the numpy engine on this machine's CPU (one thread), goal case, G = 20, and the ratios;
+     then a torch.profiler pass over the CUDA goal case (G = 20): the kernels with the most
+     device time and their calls per generation, to show where a generation's time goes;
   3. raw generator throughput: torch Philox on the GPU, numpy PCG64DXSM on the CPU;
   4. torch-cuda, goal case, G = 1000 (most runs absorbed by then: see "alive");
   5. torch-cuda, goal case, every metric, G = 100;
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         step(f"torch G={generations}",
              lambda g=generations: run_torch(p0, full, runs, g, device))
     step("numpy cpu G=20", lambda: _numpy_row(p0, runs, 20))
+    step("profile torch G=20", lambda: profile_generations(p0, full, runs, 20, device))
     step("rng", lambda: rng_rates(device))
     step("torch G=1000", lambda: run_torch(p0, full, runs, 1000, device))
     step("torch G=100 all metrics", lambda: run_torch(p0, full, runs, 100, device, metrics=None))
@@ -186,6 +189,40 @@ def main(argv: list[str] | None = None) -> dict:
                                          mode=mode))
     _print_table(report)
     return _write(report, out_dir)
+
+
+def profile_generations(p0, scenario, runs: int, generations: int, device: str,
+                        top: int = 20) -> dict:
+    """Where a generation's device time goes: torch.profiler over one run of the loop; the
+    kernels (or CPU ops) with the most self time, their calls per generation, and totals."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(ProfilerActivity.CUDA)
+    run_torch(p0, scenario, min(runs, 2000), 3, device)  # warm caches and allocator
+    _sync(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        run_torch(p0, scenario, runs, generations, device)
+        _sync(device)
+    wall = time.perf_counter() - start
+    # On CUDA the kernels carry the self device time (the ops that launch them none).
+    if device.startswith("cuda"):
+        def self_us(e):
+            return e.self_device_time_total
+    else:
+        def self_us(e):
+            return e.self_cpu_time_total
+    events = sorted((e for e in prof.key_averages() if self_us(e) > 0), key=self_us,
+                    reverse=True)
+    total_us = sum(self_us(e) for e in events)
+    return {"runs": runs, "generations": generations, "wall_s_profiled": wall,
+            "self_time_total_ms": total_us / 1e3,
+            "calls_per_generation": sum(e.count for e in events) / generations,
+            "top": [{"name": e.key[:120], "calls_per_generation": e.count / generations,
+                     "self_ms": self_us(e) / 1e3, "share": self_us(e) / total_us}
+                    for e in events[:top]]}
 
 
 def _numpy_row(p0, runs: int, generations: int) -> dict:
