@@ -33,7 +33,9 @@ from .sampling import (
     draw_tokens,
     gather_rows,
     inverse_cdf_table,
+    keep_rows,
     last_live,
+    rows_of,
     rows_per_block,
 )
 from .scenarios import Scenario
@@ -292,7 +294,7 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     streams = RowStreams(entropy, first_run // RUN_BLOCK,
                          rows_per_block(runs, n_contexts, first_run))
     history = History(scenario, p_live, row_context, streams, n_generations)
-    true = p_live[row_context]
+    true = rows_of(p_live, row_context)
     alive = np.arange(rows.start, rows.stop)  # global row ids still simulated
     out = store.arrays
     collapse_time = store.outcomes["collapse_time"]
@@ -345,7 +347,7 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                 keep = ~absorbed
                 history.keep(keep)
                 meter.keep(keep)
-                alive, true = alive[keep], true[keep]
+                alive, true = alive[keep], keep_rows(true, keep)
                 where = alive
                 real_dirac, window, settled = real_dirac[keep], window[:, keep], settled[keep]
                 bar.update((n_generations - m) * int(absorbed.sum()) // max(n_contexts, 1))

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _kernels
 from .metrics import DeltaMetrics, count_metrics
+from .sampling import keep_rows
 
 
 class ModelMeter:
@@ -25,7 +26,7 @@ class ModelMeter:
 
     def __init__(self, true: np.ndarray, names: Sequence[str], *,
                  compiled: bool = _kernels.AVAILABLE):
-        self.true = np.ascontiguousarray(true)
+        self.true = true  # (rows, k), or a broadcast view of one context's p(0)
         self.names = names
         self.compiled = compiled
         self.first_counts: np.ndarray | None = None  # integer counts of p(1), (rows, k)
@@ -73,7 +74,7 @@ class ModelMeter:
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop rows (runs that stopped)."""
-        self.true = self.true[mask]
+        self.true = keep_rows(self.true, mask)
         if self.first_counts is not None:
             self.first_counts = self.first_counts[mask]
         self._delta = None

@@ -145,7 +145,7 @@ class DeltaMetrics:
             out["sigma"] = (self.base["sigma"] + (weight * (new * new - r * r)).sum(1)) / T**2
         for name, q in (("l1_to_first", self.first), ("l1_to_true", self.true)):
             if name in self.names:
-                qj = q.ravel()[flat]
+                qj = q[np.arange(rows)[:, None], draws]  # q may be a broadcast view
                 delta = np.abs(new / T - qj) - np.abs(r / T - qj)
                 out[name] = self.base[name] + (weight * delta).sum(axis=1)
         if "entropy" in self.names:
