@@ -161,3 +161,16 @@ def test_loop_threads(monkeypatch):
 def test_run_loop_rejects_bad_threads(p0_small):
     with pytest.raises(ValueError, match="'threads' parameter"):
         run_loop(p0_small, PartiallySynthetic(3, 5), n_runs=5, n_generations=3, threads=0)
+
+
+@needs_numba
+def test_an_error_in_one_block_reaches_the_caller(p0_small, monkeypatch):
+    from modelcollapse import fixed_corpus
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("block failed")
+
+    monkeypatch.setattr(fixed_corpus._kernels, "fixed_corpus_loop", broken)
+    with pytest.raises(RuntimeError, match="block failed"):
+        run_loop(p0_small, PartiallySynthetic(3, 5), n_runs=3 * RUN_BLOCK, n_generations=4,
+                 seed=1, threads=2)

@@ -71,9 +71,12 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
 
     blocks = list(history.streams.blocks())
     if threads > 1 and len(blocks) > 1:
-        with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+        pool = ThreadPoolExecutor(min(threads, len(blocks)))
+        try:
             for _ in pool.map(run_block, blocks):  # re-raises a block's error here
                 pass
+        finally:  # on an error or Ctrl-C, blocks not yet started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         for block in blocks:
             run_block(block)
