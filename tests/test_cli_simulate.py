@@ -34,6 +34,13 @@ def test_same_seed_same_output(capsys):
     assert run(capsys, *args)[1] == run(capsys, *args)[1]
 
 
+def test_thread_count_does_not_change_the_output(capsys):
+    args = ("simulate", "--scenario", "partially-synthetic", "--N", "30", "--n", "5", "--runs",
+            "2500", "--generations", "12", "--seed", "4", "--format", "json")
+    one = run(capsys, *args, "--threads", "1")
+    assert one[0] == 0 and one[1] == run(capsys, *args, "--threads", "3")[1]
+
+
 def test_out_dir_gets_result_summary_and_plot(tmp_path, capsys):
     out = tmp_path / "sim"
     code, text, _ = run(capsys, "simulate", "--scenario", "partially-synthetic", "--N", "50",
@@ -79,6 +86,7 @@ def test_p0_file(tmp_path, capsys):
     (("--p0", "PLACEHOLDER", "--S0", "0.2"), "'p0' and 'S0' conflict"),
     (("--config", "missing.toml"), "'config' must name an existing TOML file"),
     (("--generations", "ten"), "is not a valid integer"),
+    (("--threads", "0"), "Invalid value for '--threads'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
     good = tmp_path / "p.txt"

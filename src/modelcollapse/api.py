@@ -13,11 +13,13 @@ __all__ = ["simulate"]
 
 
 def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = None,
-             progress: bool | None = None, chunk_runs: int | None = None, **fields) -> Result:
+             progress: bool | None = None, chunk_runs: int | None = None,
+             threads: int | None = None, **fields) -> Result:
     """Simulate the recursive loop described by ``spec`` (or by keyword ``fields``).
 
     ``seed`` overrides ``spec.seed``; with neither, fresh entropy is drawn and recorded in the
-    result (``result.seed_entropy``) so the run can be repeated exactly.
+    result (``result.seed_entropy``) so the run can be repeated exactly. ``chunk_runs`` and
+    ``threads`` are passed to :func:`~modelcollapse.loop.run_loop`; results depend on neither.
 
     >>> res = simulate(scenario="fully-synthetic", n=10, generations=50, runs=20, seed=1)
     >>> res.data["sigma"].dims
@@ -35,5 +37,5 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
     scenario = spec.build_scenario()
     return run_loop(np.asarray(p0), scenario, n_runs=spec.runs, n_generations=spec.generations,
                     seed=entropy, metrics=spec.metrics, chunk_runs=chunk_runs, progress=progress,
-                    backend=spec.backend, device=spec.device,
+                    backend=spec.backend, device=spec.device, threads=threads,
                     spec=spec.model_dump(mode="json"))

@@ -59,7 +59,10 @@ def _text_summary(summary: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
-def command(config, metrics, out, fmt, progress, **flags) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads of the compiled routes (default: $MODELCOLLAPSE_THREADS, else "
+                   "every core); results do not depend on it.")
+def command(config, metrics, out, fmt, progress, threads, **flags) -> None:
     """Simulate the recursive train-generate loop and summarise collapse."""
     with input_errors():
         given = {k: v for k, v in flags.items() if v is not None}
@@ -68,7 +71,7 @@ def command(config, metrics, out, fmt, progress, **flags) -> None:
         spec = load_spec(config, **given) if config else SimulationSpec(**given)
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"'out' must be a directory; {out!r} is a file")
-    result = simulate(spec, progress=progress)
+    result = simulate(spec, progress=progress, threads=threads)
     summary = result.summary()
     if out is not None:
         from ..plots import simulation_figure
