@@ -101,13 +101,13 @@ def test_positions_are_uniform(high):
     assert stats.chisquare(observed, expected).pvalue > 1e-3
 
 
-def test_row_streams_positions_per_row_bound():
-    streams = sampling.RowStreams(1, 0, [4])
-    high = np.array([1, 2, 70_000, 3])
-    draws = streams.integers(high, 1000)
-    assert draws.dtype == np.int64
-    assert np.all(draws < high[:, None]) and np.all(draws >= 0)
-    assert draws[2].max() > 1 << 16
+def test_row_streams_positions_per_block():
+    streams = sampling.RowStreams(1, 0, [3, 2])
+    for high in (3, 70_000):  # uint16 and int64 draws
+        draws = streams.integers(high, 1000)
+        assert draws.dtype == np.int64 and draws.shape == (5, 1000)
+        assert draws.min() >= 0 and draws.max() < high
+    assert draws.max() > 1 << 16
 
 
 @needs_numba

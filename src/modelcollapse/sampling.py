@@ -46,13 +46,9 @@ class RowStreams:
                 yield gen, start, start + int(rows)
             start += int(rows)
 
-    def integers(self, high: int | np.ndarray, size: int) -> np.ndarray:
-        """(rows, size) int64 uniform on [0, high); ``high`` is a scalar or one value per row."""
-        if np.ndim(high) == 0:
-            parts = [draw_positions(g, high, (b - a, size)) for g, a, b in self.blocks()]
-        else:
-            parts = [draw_positions(g, np.asarray(high)[a:b, None], (b - a, size))
-                     for g, a, b in self.blocks()]
+    def integers(self, high: int, size: int) -> np.ndarray:
+        """(rows, size) int64 uniform on [0, high)."""
+        parts = [draw_positions(g, high, (b - a, size)) for g, a, b in self.blocks()]
         return _stack(parts, size).astype(np.int64, copy=False)
 
     def random(self, size: int) -> np.ndarray:
@@ -60,7 +56,7 @@ class RowStreams:
         return _stack([g.random((b - a, size)) for g, a, b in self.blocks()], size)
 
 
-def draw_positions(generator: np.random.Generator, high: int | np.ndarray,
+def draw_positions(generator: np.random.Generator, high: int,
                    size: tuple[int, ...]) -> np.ndarray:
     """Uniform integers on [0, high), the positions of index-and-gather draws.
 
@@ -69,8 +65,7 @@ def draw_positions(generator: np.random.Generator, high: int | np.ndarray,
     drawing as many uniform doubles. Every route that draws positions goes through here, so
     they all read the same stream.
     """
-    top = high if isinstance(high, (int, np.integer)) else np.max(high)
-    dtype = np.uint16 if top <= 1 << 16 else np.int64
+    dtype = np.uint16 if high <= 1 << 16 else np.int64
     return generator.integers(0, high, size=size, dtype=dtype)
 
 
