@@ -247,7 +247,8 @@ def _clogc_table(total: int) -> np.ndarray:
 
 def base_sums(base: np.ndarray, total: int, first: np.ndarray, first_total: int,
               true: np.ndarray) -> np.ndarray:
-    """The per-row sums of the base counts that :func:`delta_metrics` updates (rows, 6)."""
+    """The per-row sums of the base counts that :func:`fixed_corpus_loop` updates (rows, 6):
+    Σ r², max r, Σ |r T1 − c1 T| (int, as float), Σ |r/T − p0|, Σ r log r, support."""
     r = base.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         clogc = np.where(base > 0, r * np.log(np.maximum(r, 1)), 0.0).sum(axis=1)
