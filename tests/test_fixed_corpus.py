@@ -116,28 +116,30 @@ def test_inverse_cdf_kernel_equals_numpy_and_clamps_rounding():
     p_live = rng.dirichlet(np.ones(7), size=3)
     p_live[1, 5:] = 0.0  # context 1 has a shorter support (padded coordinates)
     p_live[1] /= p_live[1].sum()
-    table = sampling.inverse_cdf_table(p_live)
-    last = sampling.last_live(p_live)
-    assert list(last) == [6, 4, 6]
+    sampler = sampling.InverseCDF(p_live)
+    table, last = sampler.table, sampler.last
+    assert list(last) == [6, 4, 6] and sampler.guide.shape == (3, 8)
     row_context = np.tile(np.arange(3), 200)
     u = rng.random((600, 40))
     u[:, 0] = 0.0
     u[:, 1] = np.nextafter(1.0, 0.0)  # u + context rounds up to context + 1 for context ≥ 1
     u[:, 2] = (table.reshape(3, 7) - np.arange(3)[:, None])[row_context, 2]  # on a CDF step
-    got = _kernels.inverse_cdf(table, last, 7, row_context, u, np.int32)
+    u[:, 3:11] = np.arange(8) / 8  # on the guide's bucket edges
+    got = sampler(u, row_context, compiled=True)
     flat = np.searchsorted(table, u + row_context[:, None], side="right")
     want = np.minimum(flat - row_context[:, None] * 7, last[row_context][:, None])
     assert np.array_equal(got, want)
+    assert np.array_equal(sampler(u, row_context, compiled=False), want)
     assert np.all(p_live[row_context[:, None], got] > 0)  # never a token p(0) cannot produce
     assert np.array_equal(got[:, 1], last[row_context])
 
 
-def test_draws_from_p0_follow_p0(p0_with_dirac_context):
-    p_live = p0_with_dirac_context
-    streams = sampling.RowStreams(4, 0, [3])
-    draws = sampling.draw_from_p0(sampling.inverse_cdf_table(p_live),
-                                  sampling.last_live(p_live), p_live.shape[1], np.arange(3),
-                                  50_000, streams)
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_numba)])
+def test_draws_from_p0_follow_p0(p0_with_dirac_context, compiled):
+    p_live = p0_with_dirac_context  # zeros inside the support too: never drawn
+    sampler = sampling.InverseCDF(p_live)
+    u = sampling.RowStreams(4, 0, [3]).random(50_000)
+    draws = sampler(u, np.arange(3), compiled=compiled)
     for context in (0, 1):
         support = np.flatnonzero(p_live[context])
         observed = np.bincount(draws[context], minlength=9)

@@ -25,8 +25,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "base_sums", "fixed_corpus_loop", "inverse_cdf",
-           "token_metrics"]
+__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "fixed_corpus_loop", "inverse_cdf", "token_metrics"]
 
 AVAILABLE = numba is not None
 KERNEL_COLUMNS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
@@ -79,26 +78,24 @@ def _token_metrics(tokens, total, first, first_total, true, has_first, out, dira
         dirac[i] = arg if top == total else -1
 
 
-def _inverse_cdf(table, last, n_live, row_context, u, out):
+def _inverse_cdf(table, guide, last, n_live, row_context, u, out):
     """out[i, j] = the live coordinate of ``u[i, j]`` under the row's context, exactly as
-    ``searchsorted(table, u + context, side="right") − context · n_live`` in numpy, searched
-    within the context's own segment and clamped to its last token (see
-    :func:`sampling.draw_from_p0`)."""
+    ``searchsorted(table, u + context, side="right") − context · n_live`` in numpy, clamped
+    to the context's last token (see :class:`sampling.InverseCDF`). ``guide[c, g]`` is the
+    first entry of ``table`` above c + g/G (G = guide.shape[1], a power of two), where the
+    scan for u with ⌊u·G⌋ = g starts: u ≥ g/G exactly, so the answer is never before it."""
     rows, size = u.shape
+    buckets = guide.shape[1]
     for i in range(rows):
         context = row_context[i]
         start = context * n_live
+        end = start + n_live
         for j in range(size):
             v = u[i, j] + context
-            lo = start
-            hi = start + n_live
-            while lo < hi:  # first entry > v
-                mid = (lo + hi) >> 1
-                if table[mid] > v:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            out[i, j] = min(lo - start, last[context])
+            k = guide[context, int(u[i, j] * buckets)]
+            while k < end and table[k] <= v:  # first entry > v
+                k += 1
+            out[i, j] = min(k - start, last[context])
 
 
 if AVAILABLE:
@@ -106,12 +103,12 @@ if AVAILABLE:
     _token_metrics = numba.njit(cache=True, nogil=True)(_token_metrics)
 
 
-def inverse_cdf(table: np.ndarray, last: np.ndarray, n_live: int, row_context: np.ndarray,
-                u: np.ndarray, dtype) -> np.ndarray:
+def inverse_cdf(table: np.ndarray, guide: np.ndarray, last: np.ndarray, n_live: int,
+                row_context: np.ndarray, u: np.ndarray, dtype) -> np.ndarray:
     """Draws from p(0) by inverse CDF for uniforms ``u`` (rows, size); see
-    :func:`sampling.inverse_cdf_table` for ``table`` and :func:`_inverse_cdf`."""
+    :class:`sampling.InverseCDF` and :func:`_inverse_cdf`."""
     out = np.empty(u.shape, dtype=dtype)
-    _inverse_cdf(table, last, n_live, row_context, u, out)
+    _inverse_cdf(table, guide, last, n_live, row_context, u, out)
     return out
 
 
@@ -129,7 +126,7 @@ def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_total: int
 
 
 def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,
-                      first_generation: int, base: np.ndarray, sums: np.ndarray,
+                      first_generation: int, base: np.ndarray,
                       first: np.ndarray, first_total: int, true: np.ndarray, alive: np.ndarray,
                       names: tuple[str, ...], out: np.ndarray, collapsed: np.ndarray,
                       collapse_time: np.ndarray) -> None:
@@ -138,15 +135,15 @@ def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,
     Model m trains on the fixed corpus (rows, N) and n draws from model m − 1, whose training
     tokens are the corpus followed by its own draws ``extra`` (rows, n), updated in place;
     ``index`` (steps, rows, n) are the drawn positions in those N + n tokens. ``base`` are the
-    corpus counts (rows, k) and ``sums`` their :func:`base_sums` for the total N + n; ``first``
-    the counts of p(1) with total ``first_total``; ``true`` p(0). Row i is output row
+    corpus counts (rows, k); ``first`` the counts of p(1) with total ``first_total``; ``true``
+    p(0). Row i is output row
     ``alive[i]``: the metrics ``names`` (a subset of :data:`KERNEL_COLUMNS`, in that order) of
     generation m go to ``out[:, alive[i], m]``, the Dirac flag to ``collapsed[alive[i], m]``
     and the first Dirac generation to ``collapse_time[alive[i]]`` where it is still NaN.
     """
     total = corpus.shape[1] + index.shape[2]
     kernel = _fixed_corpus_kernel(tuple(name in names for name in KERNEL_COLUMNS))
-    kernel(corpus, extra, index, first_generation, base, sums, first, first_total, true,
+    kernel(corpus, extra, index, first_generation, base, first, first_total, true,
            _clogc_table(total), alive, out, collapsed, collapse_time)
 
 
@@ -159,11 +156,12 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
     slots = np.cumsum(want) - 1  # where each wanted metric goes in ``out``
     s_sigma, s_sup, s_first, s_true, s_entropy, s_support = (int(v) for v in slots)
 
-    def kernel(corpus, extra, index, first_generation, base, sums, first, first_total, true,
+    def kernel(corpus, extra, index, first_generation, base, first, first_total, true,
                clogc_table, alive, out, collapsed, collapse_time):
         # Row by row, so a row's corpus, counts and references stay in cache for all its
-        # generations. Each generation updates the corpus sums with the n draws only: a drawn
-        # token with c0 = r + (earlier draws of it) moves its count to c0 + 1.
+        # generations. Each generation updates the sums over the corpus counts r (with the
+        # model's total T) with the n draws only: a drawn token with c0 = r + (earlier draws
+        # of it) moves its count to c0 + 1.
         rows, width = corpus.shape
         steps, _, size = index.shape
         total = width + size
@@ -180,18 +178,27 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
             tokens[width:] = extra[i]
             base_i = base[i]
             dirac_token = -1  # a model can be a Dirac mass only if its corpus is one
+            sq_base = top_base = first_base = support_base = 0
+            true_base = clogc_base = 0.0
             for t in range(k):
-                gap_first[t] = base_i[t] * first_total - first[i, t] * total
-                gap_true[t] = base_i[t] * inv_total - true[i, t]
-                if base_i[t] == width:
+                r = base_i[t]
+                gap_first[t] = r * first_total - first[i, t] * total
+                gap_true[t] = r * inv_total - true[i, t]
+                sq_base += r * r
+                top_base = max(top_base, r)
+                first_base += abs(gap_first[t])
+                true_base += abs(gap_true[t])
+                clogc_base += clogc_table[r]
+                support_base += r > 0
+                if r == width:
                     dirac_token = t
             for step in range(steps):
-                sq = 0
-                top = sums[i, 1]
-                l1_first = 0
-                l1_true = 0.0
-                clogc = 0.0
-                support = 0
+                sq = sq_base
+                top = top_base
+                l1_first = first_base
+                l1_true = true_base
+                clogc = clogc_base
+                support = support_base
                 for j in range(size):
                     t = tokens[index[step, i, j]]
                     draws[j] = t
@@ -219,17 +226,17 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
                 tokens[width:] = draws
                 m = first_generation + step
                 if want_sigma:
-                    out[s_sigma, row, m] = (sums[i, 0] + sq) * inv_total * inv_total
+                    out[s_sigma, row, m] = sq * inv_total * inv_total
                 if want_sup:
                     out[s_sup, row, m] = top * inv_total
                 if want_first:
-                    out[s_first, row, m] = (sums[i, 2] + l1_first) / (total * first_total)
+                    out[s_first, row, m] = l1_first / (total * first_total)
                 if want_true:
-                    out[s_true, row, m] = sums[i, 3] + l1_true
+                    out[s_true, row, m] = l1_true
                 if want_entropy:
-                    out[s_entropy, row, m] = (clogc_table[total] - sums[i, 4] - clogc) / total
+                    out[s_entropy, row, m] = (clogc_table[total] - clogc) / total
                 if want_support:
-                    out[s_support, row, m] = sums[i, 5] + support
+                    out[s_support, row, m] = support
                 collapsed[row, m] = dirac >= 0
                 if dirac >= 0 and np.isnan(collapse_time[row]):
                     collapse_time[row] = m
@@ -243,20 +250,3 @@ def _clogc_table(total: int) -> np.ndarray:
     """c log c for c = 0 … total (0 log 0 = 0): the entropy update becomes two lookups."""
     c = np.arange(total + 1, dtype=np.float64)
     return c * np.log(np.maximum(c, 1.0))
-
-
-def base_sums(base: np.ndarray, total: int, first: np.ndarray, first_total: int,
-              true: np.ndarray) -> np.ndarray:
-    """The per-row sums of the base counts that :func:`fixed_corpus_loop` updates (rows, 6):
-    Σ r², max r, Σ |r T1 − c1 T| (int, as float), Σ |r/T − p0|, Σ r log r, support."""
-    r = base.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        clogc = np.where(base > 0, r * np.log(np.maximum(r, 1)), 0.0).sum(axis=1)
-    return np.stack([
-        (r * r).sum(axis=1),
-        r.max(axis=1),
-        np.abs(base * first_total - first * total).sum(axis=1).astype(np.float64),
-        np.abs(r / total - true).sum(axis=1),
-        clogc,
-        np.count_nonzero(base, axis=1).astype(np.float64),
-    ], axis=1)

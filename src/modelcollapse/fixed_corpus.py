@@ -47,7 +47,6 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
     corpus, base = corpus_model.tokens, corpus_model.counts
     n = history.scenario.n
     size = corpus.shape[1] + n
-    sums = _kernels.base_sums(base, size, meter.first_counts, meter.first_total, true)
     extra = np.zeros((corpus.shape[0], n), dtype=corpus.dtype)
     lock = threading.Lock()
 
@@ -61,7 +60,7 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
             index = np.stack([draw_positions(generator, high, (b - a, n))
                               for _ in range(steps)])
             _kernels.fixed_corpus_loop(corpus[rows], extra[rows], index, m, base[rows],
-                                       sums[rows], meter.first_counts[rows], meter.first_total,
+                                       meter.first_counts[rows], meter.first_total,
                                        true[rows], alive[rows], store.float_names, store.table,
                                        store.arrays["collapsed"],
                                        store.outcomes["collapse_time"])

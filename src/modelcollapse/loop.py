@@ -27,14 +27,13 @@ from .results import Result, build_result
 from .rng import RUN_BLOCK, resolve_entropy
 from .sampling import (
     TOKEN_DTYPE,
+    InverseCDF,
     RowStreams,
     count_tokens,
     draw_from_p0,
     draw_tokens,
     gather_rows,
-    inverse_cdf_table,
     keep_rows,
-    last_live,
     rows_of,
     rows_per_block,
 )
@@ -103,8 +102,7 @@ class History:
         self.n_live = p_live.shape[1]
         self.row_context = row_context
         self.streams = streams
-        self._cdf = inverse_cdf_table(p_live)
-        self._last = last_live(p_live)
+        self._p0 = InverseCDF(p_live)
         self._models: dict[int, Model] = {}
         self._corpus: Model | None = None
         self._published: np.ndarray | None = None
@@ -115,8 +113,7 @@ class History:
     def draw(self, t: int, size: int) -> np.ndarray:
         """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
         if t == 0:
-            return draw_from_p0(self._cdf, self._last, self.n_live, self.row_context, size,
-                                self.streams)
+            return draw_from_p0(self._p0, self.row_context, size, self.streams)
         return self._models[t].draw(size, self.streams)
 
     def corpus(self) -> np.ndarray:

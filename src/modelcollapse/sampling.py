@@ -113,7 +113,7 @@ def gather_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def inverse_cdf_table(p_live: np.ndarray) -> np.ndarray:
-    """Flattened, offset cumulative sums of p(0) per context for :func:`draw_from_p0`.
+    """Flattened, offset cumulative sums of p(0) per context for :class:`InverseCDF`.
 
     Context c occupies [c, c + 1); its last entry is forced to exactly c + 1 so a uniform in
     [0, 1) can never fall past its support.
@@ -129,20 +129,41 @@ def last_live(p_live: np.ndarray) -> np.ndarray:
     return p_live.shape[1] - 1 - np.argmax(p_live[:, ::-1] > 0, axis=1)
 
 
-def draw_from_p0(table: np.ndarray, last: np.ndarray, n_live: int, row_context: np.ndarray,
-                 size: int, streams: RowStreams) -> np.ndarray:
-    """``size`` i.i.d. draws per row from p(0) of the row's context, in live coordinates.
+class InverseCDF:
+    """Draws from p(0) of each row's context by inverse CDF, in live coordinates.
 
-    A uniform u of context c is looked up as u + c in the offset table; for c ≥ 1 that sum can
-    round up to c + 1 (u within 2^-53 of 1), past the context's segment, so the result is
-    clamped to the context's last token (``last``, from :func:`last_live`).
+    A uniform u of context c is looked up as u + c in the offset table of
+    :func:`inverse_cdf_table`. For c ≥ 1 that sum can round up to c + 1 (u within 2^-53 of 1),
+    past the context's segment, so results are clamped to the context's last token
+    (:func:`last_live`). The compiled route starts each lookup from a guide table of G ≥ k
+    buckets (the first entry above c + g/G for each bucket g), a scan of one or two entries
+    instead of a binary search, with the same results.
     """
-    u = streams.random(size)
-    if _kernels.AVAILABLE:
-        return _kernels.inverse_cdf(table, last, n_live, row_context, u, TOKEN_DTYPE)
-    flat = np.searchsorted(table, u + row_context[:, None], side="right")
-    coordinate = np.minimum(flat - row_context[:, None] * n_live, last[row_context][:, None])
-    return coordinate.astype(TOKEN_DTYPE)
+
+    def __init__(self, p_live: np.ndarray):
+        self.n_live = p_live.shape[1]
+        self.table = inverse_cdf_table(p_live)
+        self.last = last_live(p_live)
+        buckets = 1 << max(0, (self.n_live - 1).bit_length())
+        starts = np.arange(p_live.shape[0])[:, None] + np.arange(buckets) / buckets
+        self.guide = np.searchsorted(self.table, starts, side="right")
+
+    def __call__(self, u: np.ndarray, row_context: np.ndarray, *,
+                 compiled: bool = _kernels.AVAILABLE) -> np.ndarray:
+        """The draw of each uniform ``u`` (rows, size) for the rows' contexts."""
+        if compiled:
+            return _kernels.inverse_cdf(self.table, self.guide, self.last, self.n_live,
+                                        row_context, u, TOKEN_DTYPE)
+        flat = np.searchsorted(self.table, u + row_context[:, None], side="right")
+        coordinate = np.minimum(flat - row_context[:, None] * self.n_live,
+                                self.last[row_context][:, None])
+        return coordinate.astype(TOKEN_DTYPE)
+
+
+def draw_from_p0(sampler: InverseCDF, row_context: np.ndarray, size: int,
+                 streams: RowStreams) -> np.ndarray:
+    """``size`` i.i.d. draws per row from p(0) of the row's context, in live coordinates."""
+    return sampler(streams.random(size), row_context)
 
 
 def count_tokens(tokens: np.ndarray, n_live: int) -> np.ndarray:
