@@ -24,7 +24,3 @@ def p0_small() -> np.ndarray:
     from modelcollapse.distributions import target_distribution
 
     return target_distribution(8, 5, 0.3, seed=2)
-
-
-def z_score(mean: float, se: float, expected: float) -> float:
-    return (mean - expected) / se
