@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def _interpret_triton_without_cuda() -> None:
+    """Without a CUDA device, Triton kernels (the fused loop step) can only run in Triton's
+    interpreter, which must be chosen before Triton is imported: here, ahead of every test
+    module. With a device the compiled kernels are tested instead."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+_interpret_triton_without_cuda()
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

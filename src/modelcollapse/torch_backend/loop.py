@@ -24,6 +24,7 @@ from ..results import Result, build_result
 from ..rng import RUN_BLOCK
 from ..sampling import rows_per_block
 from ..scenarios import Scenario
+from .fused import fused_step, generation_seed, use_fused
 from .history import CountHistory, TokenHistory, TorchModel, counts_ready, training_set
 from .metrics import CountScratch, Truth, absorbed_metrics, dense_metrics
 from .streams import TorchRowStreams
@@ -60,13 +61,16 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                    entropy: int, names: Sequence[str], chunk_runs: int | None = None,
                    progress: bool | None = None, device: str | torch.device = "cpu",
                    spec: dict | None = None, stop_when_absorbed: bool = True,
-                   mode: str = "auto", timings: dict | None = None) -> Result:
+                   mode: str = "auto", fused: bool | None = None,
+                   timings: dict | None = None) -> Result:
     """The loop of :func:`modelcollapse.loop.run_loop` with ``backend="torch"``.
 
     ``p0`` is validated, (contexts, vocab); ``names`` resolved metric names; ``entropy`` the
     seed entropy. Runs go in chunks of ``chunk_runs`` (a multiple of the run block); results
     do not depend on it. ``mode`` picks the model representation (see :data:`MODES`); both
-    are exact, and each is reproducible on its own. ``timings``, if given, receives the
+    are exact, and each is reproducible on its own. ``fused`` picks the one-kernel step of
+    :mod:`.fused` for the fully synthetic loop (None: wherever it applies on CUDA with
+    Triton; True: insist; False: the generic route). ``timings``, if given, receives the
     seconds spent in the generation loops (``loop_s``) and in assembling the Result
     (``assemble_s``), for benchmarks.
     """
@@ -79,6 +83,7 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                          f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
     p_live, token_ids = _live_support(p0)
     use_counts = _use_counts(mode, scenario, p_live.shape[1], n_generations, dev)
+    fused_route = use_fused(fused, scenario, names, use_counts, dev)
     store = _Store(n_runs * n_contexts, n_generations, names)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
@@ -86,14 +91,15 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     for first_run in range(0, n_runs, chunk):
         runs = min(chunk, n_runs - first_run)
         chunk_loop = _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy,
-                                names, use_counts, dev, store, bar)
+                                names, use_counts, fused_route, dev, store, bar)
         chunk_loop.run(stop_when_absorbed)
     bar.close()
     looped = time.perf_counter()
     result = build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
                           names, scenario=scenario, entropy=entropy, spec=spec)
     result.data.attrs.update(backend="torch", device=str(dev),
-                             representation="counts" if use_counts else "tokens")
+                             representation="counts" if use_counts else "tokens",
+                             route="fused" if fused_route else "generic")
     if timings is not None:
         timings.update(loop_s=looped - start, assemble_s=time.perf_counter() - looped)
     return result
@@ -127,13 +133,16 @@ class _ChunkLoop:
     """One chunk of runs: the state on the device and the generation loop."""
 
     def __init__(self, p_live, scenario, first_run, runs, n_generations, entropy, names,
-                 use_counts, dev, store, bar):
+                 use_counts, fused, dev, store, bar):
         n_contexts, k = p_live.shape
         self.scenario, self.names, self.store, self.bar = scenario, names, store, bar
         self.n_contexts, self.n_generations, self.dev = n_contexts, n_generations, dev
         rows = runs * n_contexts
         first_row = first_run * n_contexts
         self.alive = np.arange(first_row, first_row + rows)  # global row ids still simulated
+        self.entropy = entropy
+        # The fused step draws by global row id, kept on the device.
+        self.row_ids = torch.as_tensor(self.alive, device=dev) if fused else None
         row_context = torch.arange(n_contexts, device=dev).repeat(runs)
         streams = TorchRowStreams(entropy, first_run // RUN_BLOCK,
                                   rows_per_block(runs, n_contexts, first_run), dev)
@@ -141,10 +150,12 @@ class _ChunkLoop:
         kind = CountHistory if use_counts else TokenHistory
         self.history = kind(scenario, p_live_t, row_context, streams, n_generations)
         self.truth = Truth(p_live_t, row_context)
-        # Generation 0 is p(0) itself; its metrics are the same on every backend.
-        true_host = p_live[np.tile(np.arange(n_contexts), runs)]
-        for name, values in distribution_metrics(true_host, None, true_host, names).items():
-            store.arrays[name][self.alive, 0] = values
+        # Generation 0 is p(0) itself; its metrics are the same on every backend, computed
+        # once per context (a (rows, k) copy of p(0) would cost rows · k work and memory).
+        per_context = distribution_metrics(p_live, None, p_live, names)
+        context_of_row = np.tile(np.arange(n_contexts), runs)
+        for name, values in per_context.items():
+            store.arrays[name][self.alive, 0] = values[context_of_row]
         dirac_p0 = torch.where(p_live_t.amax(dim=1) >= 1.0, p_live_t.argmax(dim=1), -1)
         self.real_dirac = dirac_p0[row_context]
         lag = scenario.lag
@@ -158,17 +169,21 @@ class _ChunkLoop:
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
         self.first_pending = "l1_to_first" in names
-        self.log = _MetricLog(names, rows, dev)
+        self.stage = _HostStage(dev)
+        self.log = _MetricLog(names, rows, dev, self.stage)
         self.check_every = CHECK_EVERY[dev.type]
 
     # --- the generation loop ------------------------------------------------------------------
     def run(self, stop_when_absorbed: bool) -> None:
         for m in range(1, self.n_generations + 1):
-            model = training_set(self.scenario, m, self.history)
-            self.history.store(m, model)
-            if self.first_pending:
-                self._record_first(model)
-            values, dirac = self._metrics(model)
+            if self.row_ids is not None and m >= 2:
+                values, dirac = self._fused_step(m)
+            else:
+                model = training_set(self.scenario, m, self.history)
+                self.history.store(m, model)
+                if self.first_pending:
+                    self._record_first(model)
+                values, dirac = self._metrics(model)
             self.log.write(m, values)
             self._advance(m, values["collapsed"], dirac)
             self.bar.update(self.alive.size // max(self.n_contexts, 1))
@@ -186,6 +201,15 @@ class _ChunkLoop:
         self.first = model.probabilities()
         l1 = (self.truth.rows - self.first).abs().sum(dim=1)
         self.store.arrays["l1_to_first"][self.alive, 0] = l1.cpu().numpy()
+
+    def _fused_step(self, m: int):
+        """Model m of the fully synthetic loop and its metrics, in one kernel (see .fused)."""
+        previous = self.history.stored(m - 1)
+        tokens, values, dirac = fused_step(previous.tokens, self.row_ids,
+                                           generation_seed(self.entropy, m), self.names,
+                                           self.first, self.truth.rows)
+        self.history.store(m, TorchModel(tokens, tokens.shape[1], previous.n_live))
+        return values, dirac
 
     def _metrics(self, model: TorchModel):
         if model.tokens is not None and not model.counted:
@@ -233,14 +257,15 @@ class _ChunkLoop:
         self.truth.keep(keep)
         self.alive = self.alive[keep_host]
         for name in ("real_dirac", "settled", "collapse_time", "absorption_time",
-                     "absorbed_token", "first"):
+                     "absorbed_token", "first", "row_ids"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
         self.window = self.window[:, keep]
         if self.scratch is not None:
             self.scratch.keep(keep)
-        self.log = _MetricLog(self.names, int(keep_host.sum()), self.dev, start=m + 1)
+        self.log = _MetricLog(self.names, int(keep_host.sum()), self.dev, self.stage,
+                              start=m + 1)
         return False
 
     def _write_outcomes(self, rows_host: np.ndarray) -> None:
@@ -258,12 +283,36 @@ def _as_range(rows: np.ndarray) -> np.ndarray | slice:
     return rows
 
 
+class _HostStage:
+    """Page-locked host memory that device results are copied through: a copy from the
+    device into ordinary (pageable) memory goes through a driver bounce buffer at a fraction
+    of the bus speed. One buffer per chunk, grown when needed; on a CPU nothing is staged."""
+
+    def __init__(self, dev: torch.device):
+        self.pinned = dev.type == "cuda"
+        self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
+
+    def to_host(self, values: torch.Tensor) -> np.ndarray:
+        """A host copy of ``values`` as a numpy array (a view of the stage on CUDA, valid
+        until the next call)."""
+        if not self.pinned:
+            return values.cpu().numpy()
+        nbytes = values.numel() * values.element_size()
+        if nbytes > self.buffer.numel():
+            self.buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+        host = self.buffer[:nbytes].view(values.dtype).view(values.shape)
+        host.copy_(values)
+        return host.numpy()
+
+
 class _MetricLog:
     """Metrics of consecutive generations on the device — float64 (names, rows, window) and
     ``collapsed`` (rows, window) — copied to the host store when the window is full, before
     rows are dropped, and at the end."""
 
-    def __init__(self, names: Sequence[str], rows: int, dev: torch.device, start: int = 1):
+    def __init__(self, names: Sequence[str], rows: int, dev: torch.device, stage: _HostStage,
+                 start: int = 1):
+        self.stage = stage
         self.names = [name for name in names if name != "collapsed"]
         width = max(1, min(64, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
         self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
@@ -283,15 +332,16 @@ class _MetricLog:
         self.count = column + 1
 
     def flush(self, store: _Store, alive: np.ndarray) -> None:
+        """Copy the logged generations to the host store and empty the log."""
         if self.count == 0:
             return
-        stop = self.start + self.count
+        columns = slice(self.start, self.start + self.count)
         # Before any run stopped, the rows are one range: a slice copies much faster.
         rows = _as_range(alive)
-        store.arrays["collapsed"][rows, self.start:stop] = (
-            self.collapsed[:, : self.count].cpu().numpy())
+        store.arrays["collapsed"][rows, columns] = self.stage.to_host(
+            self.collapsed[:, : self.count])
         if self.names:
-            host = self.values[:, :, : self.count].cpu().numpy()
+            host = self.stage.to_host(self.values[:, :, : self.count])
             for i, name in enumerate(self.names):
-                store.arrays[name][rows, self.start:stop] = host[i]
-        self.start, self.count = stop, 0
+                store.arrays[name][rows, columns] = host[i]
+        self.start, self.count = columns.stop, 0

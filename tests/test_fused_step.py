@@ -1,0 +1,157 @@
+"""The fused fully synthetic step (torch_backend.fused) against independent truth.
+
+Without a CUDA device the kernel runs in Triton's interpreter (conftest sets it up), which
+executes the same kernel source on CPU tensors, one program at a time: slow, so the cases are
+small. With a device the compiled kernel is checked, and the ``cuda`` cases run too.
+
+Truth: the sparse metric route (itself checked against the metric definitions in
+test_torch_backend), the uniform law of the positions (chi-square), Theorem 1 eq. 6 (written
+out again here), and the absorbing property of collapse (Proposition 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+torch = pytest.importorskip("torch")
+
+from modelcollapse.metrics import resolve_metrics  # noqa: E402
+from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic  # noqa: E402
+from modelcollapse.torch_backend import fused, run_loop_torch  # noqa: E402
+from modelcollapse.torch_backend.metrics import CountScratch, Truth, sparse_metrics  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+pytestmark = pytest.mark.skipif(not fused.available(DEVICE),
+                                reason="needs Triton (compiled on CUDA, else its interpreter)")
+ALL = resolve_metrics(None)
+P_MIN = 1e-3
+Z_MAX = 4.0
+
+
+def _random_case(rows: int, n: int, k: int, contexts: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, k, (rows, n), generator=gen)
+    tokens[1] = k - 1  # a Dirac row
+    p0 = torch.rand(contexts, k, dtype=torch.float64, generator=gen)
+    p0 /= p0.sum(dim=1, keepdim=True)
+    first = torch.rand(rows, k, dtype=torch.float64, generator=gen)
+    first /= first.sum(dim=1, keepdim=True)
+    row_context = torch.arange(contexts).repeat(rows // contexts + 1)[:rows]
+    truth = Truth(p0.to(DEVICE), row_context.to(DEVICE))
+    return tokens.to(DEVICE), first.to(DEVICE), truth
+
+
+@pytest.mark.parametrize("n", [1, 7, 16, 37])
+@pytest.mark.parametrize("contexts", [1, 3])
+@pytest.mark.parametrize("names", [ALL, ("sigma", "collapsed"), ("l1_to_true", "collapsed")])
+def test_step_gives_the_sparse_metrics_of_its_draws(n, contexts, names):
+    rows, k = 12, 9
+    tokens, first, truth = _random_case(rows, n, k, contexts, seed=n + contexts)
+    row_ids = torch.arange(100, 100 + rows, device=DEVICE)
+    new, metrics, dirac = fused.fused_step(tokens, row_ids, 12345, names, first, truth.rows)
+    # Every draw is one of the row's previous tokens (an empirical distribution).
+    for old_row, new_row in zip(tokens.tolist(), new.tolist()):
+        assert set(new_row) <= set(old_row)
+    assert new[1].eq(k - 1).all() and dirac[1] == k - 1  # a Dirac mass stays one
+    scratch = CountScratch(rows, k, DEVICE)
+    want, want_dirac = sparse_metrics(new, scratch, first, truth, names)
+    assert set(metrics) == set(want)
+    for name, value in want.items():
+        if name == "collapsed":
+            assert torch.equal(metrics[name], value)
+        else:
+            np.testing.assert_allclose(metrics[name].cpu(), value.cpu(), rtol=0, atol=1e-12)
+    assert torch.equal(dirac, want_dirac)
+
+
+def test_positions_are_uniform():
+    """With distinct tokens 0 … n−1 a draw shows its position; over rows and draws the
+    positions are uniform (chi-square), and draw 0 of each row alone is too."""
+    rows, n = 96, 40
+    tokens = torch.arange(n, device=DEVICE).repeat(rows, 1)
+    row_ids = torch.arange(rows, device=DEVICE)
+    new, _, _ = fused.fused_step(tokens, row_ids, fused.generation_seed(7, 2), ("sigma",),
+                                 None, torch.full((1, n), 1.0 / n, dtype=torch.float64,
+                                                  device=DEVICE))
+    counts = np.bincount(new.cpu().numpy().ravel(), minlength=n)
+    assert stats.chisquare(counts).pvalue > P_MIN
+    per_row_first = np.bincount(new[:, 0].cpu().numpy(), minlength=n)
+    assert stats.chisquare(per_row_first).pvalue > P_MIN
+
+
+def test_draws_depend_only_on_seed_and_global_row():
+    """What chunking and dropping rows rest on: a row's draws follow its global id."""
+    tokens, first, truth = _random_case(10, 20, 6, 1, seed=3)
+    row_ids = torch.arange(5000, 5010, device=DEVICE)
+    seed = fused.generation_seed(11, 5)
+    new, metrics, _ = fused.fused_step(tokens, row_ids, seed, ALL, first, truth.rows)
+    subset = torch.tensor([7, 2, 9], device=DEVICE)
+    part, part_metrics, _ = fused.fused_step(tokens[subset], row_ids[subset], seed, ALL,
+                                             first[subset], truth.rows)
+    assert torch.equal(part, new[subset])
+    for name in ALL:
+        assert torch.equal(part_metrics[name], metrics[name][subset])
+    other, _, _ = fused.fused_step(tokens, row_ids, fused.generation_seed(11, 6), ALL, first,
+                                   truth.rows)
+    assert not torch.equal(other, new)
+
+
+def _loop(p0, n, runs, generations, **kw):
+    return run_loop_torch(np.atleast_2d(p0), FullySynthetic(n), n_runs=runs,
+                          n_generations=generations, entropy=5, names=ALL, device=DEVICE,
+                          fused=True, **kw)
+
+
+def test_fused_loop_follows_theorem1_and_absorbs(p0_small):
+    n, runs, generations = 6, 120 if not CUDA else 20_000, 10
+    res = _loop(p0_small, n, runs, generations)
+    assert res.data.attrs["route"] == "fused"
+    mean, se = res.mean("sigma")
+    m = np.arange(generations + 1)
+    expected = 1 - (1 - 1 / n) ** m * (1 - np.sum(p0_small ** 2))  # eq. 6
+    live = se[1:] > 0
+    assert np.all(np.abs((mean[1:] - expected[1:])[live] / se[1:][live]) < Z_MAX)
+    sigma = res.data["sigma"].values.reshape(runs, -1)
+    collapsed = res.data["collapsed"].values.reshape(runs, -1)
+    # Collapse is absorbing: once collapsed, always collapsed, with σ = 1 from then on.
+    assert np.all(np.diff(collapsed[:, 1:].astype(int), axis=1) >= 0)
+    assert np.all(sigma[collapsed] == 1.0)
+    first_collapse = np.where(collapsed.any(axis=1), collapsed.argmax(axis=1), np.nan)
+    np.testing.assert_array_equal(res.data["collapse_time"].values.ravel(), first_collapse)
+
+
+def test_fused_loop_is_reproducible_and_fills_absorbed_runs_exactly(p0_small):
+    kept = _loop(p0_small, 5, 40, 8, stop_when_absorbed=False)
+    dropped = _loop(p0_small, 5, 40, 8)
+    for name in kept.data.data_vars:
+        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+
+
+def test_generic_route_without_fused(p0_small):
+    res = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(5), n_runs=10,
+                         n_generations=3, entropy=5, names=ALL, device=DEVICE, fused=False)
+    assert res.data.attrs["route"] == "generic"
+
+
+def test_fused_argument_is_validated(p0_small):
+    p0 = np.atleast_2d(p0_small)
+    with pytest.raises(ValueError, match="fully synthetic"):
+        run_loop_torch(p0, PartiallySynthetic(5, 10), n_runs=4, n_generations=2, entropy=0,
+                       names=ALL, device=DEVICE, fused=True)
+    with pytest.raises(ValueError, match="fully synthetic"):
+        run_loop_torch(p0, FullySynthetic(fused.MAX_N + 1), n_runs=4, n_generations=2,
+                       entropy=0, names=ALL, device=DEVICE, fused=True)
+    with pytest.raises(ValueError, match="as counts"):
+        run_loop_torch(p0, FullySynthetic(5), n_runs=4, n_generations=2, entropy=0,
+                       names=ALL, device=DEVICE, fused=True, mode="counts")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_cuda_picks_the_fused_route(p0_small):
+    res = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(5), n_runs=10,
+                         n_generations=3, entropy=5, names=ALL, device="cuda")
+    assert res.data.attrs["route"] == "fused"
