@@ -150,15 +150,16 @@ class Engine:
 
     ``compile`` and ``autocast`` default to on for CUDA and off elsewhere: on a CPU bf16 is
     slower than float32 and ``torch.compile`` gains nothing for models this small.
-    ``compile_mode`` is torch.compile's mode; the ones that replay CUDA graphs
-    ("reduce-overhead", "max-autotune") cut the launch overhead of this small model's many
-    kernels, and each training step then tells torch a new step begins, since a replay
-    overwrites the previous step's outputs.
+    ``compile_mode`` is torch.compile's mode. The default, "reduce-overhead", replays CUDA
+    graphs: launched one by one from the host, this small model's ~360 kernels per step left
+    an H100 idle half the time (17.5 ms per step against 7.9 ms of kernels), replayed they
+    keep it busy (8.1 ms). Each training step then tells torch a new step begins, since a
+    replay overwrites the previous step's outputs.
     """
 
     def __init__(self, preset: Preset, vocab_size: int, *, device: str | torch.device = "cpu",
                  compile: bool | None = None, autocast: bool | None = None,
-                 compile_mode: str = "default"):
+                 compile_mode: str = "reduce-overhead"):
         check_choice(compile_mode, "compile_mode", COMPILE_MODES, where="lm.Engine")
         self.preset = preset
         self.device = torch.device(device)
@@ -284,7 +285,9 @@ class Engine:
             for _ in range(iters):
                 x, y = sampler.sample(self.preset.batch_size, gen)
                 self._forward(x, y).backward()
-            self.model.zero_grad(set_to_none=True)
+                # Gradients of a replayed CUDA graph are overwritten by the next replay:
+                # they must not be accumulated into across steps.
+                self.model.zero_grad(set_to_none=True)
             self.model.eval()
             self.evaluate(torch.cat([x, y[:, -1:]], dim=1))
         if self.device.type == "cuda":
