@@ -11,7 +11,9 @@ whole ``run_loop`` call (host result arrays and the xarray Result included), "lo
 generation loop alone (results copied to the host included).
 
 Measured in this order, each in its own guard (a failure is recorded and the rest goes on):
-  1. torch-cuda, goal case, G = 20 and 100 (sanity: mean σ_m against Theorem 1 eq. 6);
+  1. torch-cuda, goal case, G = 20 and 100 on the route the engine picks (the fused kernel of
+     ``torch_backend.fused``), and G = 100 on the generic route (``fused=False``) beside it
+     (sanity: mean σ_m against Theorem 1 eq. 6);
   2. the numpy engine on this machine's CPU (one thread), goal case, G = 20, and the ratios;
      then a torch.profiler pass over the CUDA goal case (G = 20): the kernels with the most
      device time and their calls per generation, to show where a generation's time goes;
@@ -66,7 +68,8 @@ def machine() -> dict:
     return info
 
 
-def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="auto") -> dict:
+def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="auto",
+              fused=None) -> dict:
     """One timed torch run: wall and loop seconds, trials/s, alive share, and for the fully
     synthetic loop the largest |z| of mean σ_m against Theorem 1 eq. 6."""
     timings: dict = {}
@@ -74,13 +77,14 @@ def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="au
     start = time.perf_counter()
     res = run_loop_torch(np.atleast_2d(p0), scenario, n_runs=runs, n_generations=generations,
                          entropy=1, names=resolve_metrics(metrics), device=device,
-                         mode=mode, timings=timings)
+                         mode=mode, fused=fused, timings=timings)
     wall = time.perf_counter() - start
     trials = runs * generations * scenario.n
     absorbed = res.data["absorption_time"].values.ravel()
     lived = np.minimum(np.nan_to_num(absorbed, nan=generations), generations)
     row = {"runs": runs, "generations": generations, "n": scenario.n,
            "scenario": scenario.describe(), "representation": res.data.attrs["representation"],
+           "route": res.data.attrs["route"],
            "wall_s": wall, "loop_s": timings["loop_s"], "trials": trials,
            "rate_wall": trials / wall, "rate_loop": trials / timings["loop_s"],
            "alive": float(lived.mean() / generations)}
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     for generations in (20, 100):
         step(f"torch G={generations}",
              lambda g=generations: run_torch(p0, full, runs, g, device))
+    step("torch G=100 generic route", lambda: run_torch(p0, full, runs, 100, device, fused=False))
     step("numpy cpu G=20", lambda: _numpy_row(p0, runs, 20))
     step("profile torch G=20", lambda: profile_generations(p0, full, runs, 20, device))
     step("rng", lambda: rng_rates(device))
@@ -207,15 +212,22 @@ def profile_generations(p0, scenario, runs: int, generations: int, device: str,
         run_torch(p0, scenario, runs, generations, device)
         _sync(device)
     wall = time.perf_counter() - start
-    # On CUDA the kernels carry the self device time (the ops that launch them none).
+    # On CUDA count the kernels themselves: the CPU ops that launch them report the same
+    # device time again.
+    from torch.autograd import DeviceType
+
     if device.startswith("cuda"):
+        kind = DeviceType.CUDA
+
         def self_us(e):
             return e.self_device_time_total
     else:
+        kind = DeviceType.CPU
+
         def self_us(e):
             return e.self_cpu_time_total
-    events = sorted((e for e in prof.key_averages() if self_us(e) > 0), key=self_us,
-                    reverse=True)
+    events = sorted((e for e in prof.key_averages()
+                     if e.device_type == kind and self_us(e) > 0), key=self_us, reverse=True)
     total_us = sum(self_us(e) for e in events)
     return {"runs": runs, "generations": generations, "wall_s_profiled": wall,
             "self_time_total_ms": total_us / 1e3,
@@ -252,7 +264,7 @@ def _print_table(report: dict) -> None:
     ratios = {}
     if "numpy cpu G=20" in res:
         base = res["numpy cpu G=20"]["rate_wall"]
-        for name in ("torch G=20", "torch G=100", "torch G=1000"):
+        for name in ("torch G=20", "torch G=100", "torch G=100 generic route", "torch G=1000"):
             if name in res:
                 ratios[f"{name} / numpy cpu G=20 (wall)"] = res[name]["rate_wall"] / base
     report["ratios"] = ratios
