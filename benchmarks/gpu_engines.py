@@ -16,7 +16,8 @@ Measured in this order, each in its own guard (a failure is recorded and the res
      (sanity: mean σ_m against Theorem 1 eq. 6);
   2. the numpy engine on this machine's CPU (one thread), goal case, G = 20, and the ratios;
      then a torch.profiler pass over the CUDA goal case (G = 20): the kernels with the most
-     device time and their calls per generation, to show where a generation's time goes;
+     device time and their calls per generation, to show where a generation's time goes; and
+     a cProfile pass over the host side (G = 100): the Python functions with the most time;
   3. raw generator throughput: torch Philox on the GPU, numpy PCG64DXSM on the CPU;
   4. torch-cuda, goal case, G = 1000 (most runs absorbed by then: see "alive");
   5. torch-cuda, goal case, every metric, G = 100;
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     step("torch G=100 generic route", lambda: run_torch(p0, full, runs, 100, device, fused=False))
     step("numpy cpu G=20", lambda: _numpy_row(p0, runs, 20))
     step("profile torch G=20", lambda: profile_generations(p0, full, runs, 20, device))
+    step("host profile torch G=100", lambda: host_profile(p0, full, runs, 100, device))
     step("rng", lambda: rng_rates(device))
     step("torch G=1000", lambda: run_torch(p0, full, runs, 1000, device))
     step("torch G=100 all metrics", lambda: run_torch(p0, full, runs, 100, device, metrics=None))
@@ -235,6 +237,34 @@ def profile_generations(p0, scenario, runs: int, generations: int, device: str,
             "top": [{"name": e.key[:120], "calls_per_generation": e.count / generations,
                      "self_ms": self_us(e) / 1e3, "share": self_us(e) / total_us}
                     for e in events[:top]]}
+
+
+def host_profile(p0, scenario, runs: int, generations: int, device: str, top: int = 25) -> dict:
+    """Where the host's time goes: cProfile over one run of the loop. The device works
+    asynchronously, so time the host spends waiting for it shows up in the calls that copy
+    results back (``cpu``, ``numpy``); the rest is host work the device may be waiting for."""
+    import cProfile
+    import pstats
+
+    run_torch(p0, scenario, min(runs, 2000), 3, device)  # warm caches and allocator
+    _sync(device)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    run_torch(p0, scenario, runs, generations, device)
+    _sync(device)
+    profiler.disable()
+    wall = time.perf_counter() - start
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, _)
+
+    def rows(key_index: int) -> list[dict]:
+        ranked = sorted(stats.items(), key=lambda kv: kv[1][key_index], reverse=True)[:top]
+        return [{"function": f"{Path(f).name}:{line}({name})", "calls": nc,
+                 "self_ms": 1e3 * tt, "cumulative_ms": 1e3 * ct}
+                for (f, line, name), (_, nc, tt, ct, _) in ranked]
+
+    return {"runs": runs, "generations": generations, "wall_s_profiled": wall,
+            "by_self_time": rows(2), "by_cumulative_time": rows(3)}
 
 
 def _numpy_row(p0, runs: int, generations: int) -> dict:
