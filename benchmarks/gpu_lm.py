@@ -46,7 +46,7 @@ import torch
 
 from modelcollapse import lm
 from modelcollapse.lm.data import default_cache_dir
-from modelcollapse.lm.train import lr_at, validation_windows
+from modelcollapse.lm.train import validation_windows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lm import bench_generation, peak_flops
@@ -69,22 +69,11 @@ def find_corpus(given: str | None) -> Path:
 
 def _train_steps(engine: lm.Engine, sampler, opt, params, gen: torch.Generator,
                  loss_sum: torch.Tensor, first: int, n: int) -> None:
-    """Iterations first … first + n − 1, each exactly as ``Engine.train`` does one (without
-    its validation points): schedule, sample, forward, backward, clip, step, zero_grad."""
-    p = engine.preset
+    """Iterations first … first + n − 1, each the step ``Engine.train`` takes (without its
+    validation points); the schedule wraps around after max_iters."""
     for it in range(first, first + n):
-        engine.model.train()
-        lr = lr_at(it % p.max_iters, p)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        x, y = sampler.sample(p.batch_size, gen)
-        loss = engine._forward(x, y)
-        loss.backward()
-        if p.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss_sum += loss.detach().float()
+        loss_sum += engine.train_step(opt, params, sampler, gen, it % engine.preset.max_iters
+                                      ).float()
 
 
 def _busy_us(intervals: list[tuple[float, float]]) -> float:

@@ -242,18 +242,7 @@ class Engine:
         with self._seeded_dropout(_seeds.torch_seed(entropy, _seeds.DROPOUT, generation)):
             start = time.perf_counter()
             for it in range(p.max_iters):
-                self.model.train()
-                lr = lr_at(it, p)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                x, y = sampler.sample(p.batch_size, batches)
-                loss = self._forward(x, y)
-                loss.backward()
-                if p.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                loss_sum += loss.detach().float()
+                loss_sum += self.train_step(opt, params, sampler, batches, it).float()
                 since += 1
                 if it + 1 in points:  # the only places that wait for the device
                     record.train_loss.append(float(loss_sum) / since)
@@ -273,6 +262,25 @@ class Engine:
         record.tokens_per_second = tokens / record.seconds if record.seconds > 0 else float("nan")
         del opt
         return record
+
+    def train_step(self, opt: torch.optim.Optimizer, params: list[torch.Tensor],
+                   sampler: WindowSampler, generator: torch.Generator, it: int) -> torch.Tensor:
+        """Optimisation step ``it`` (0-based): learning rate of the schedule, a batch of
+        windows, forward, backward, gradient clipping, AdamW step. Returns the batch's loss,
+        detached, on the device (reading it would wait for the device)."""
+        p = self.preset
+        self.model.train()
+        lr = lr_at(it, p)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y = sampler.sample(p.batch_size, generator)
+        loss = self._forward(x, y)
+        loss.backward()
+        if p.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
 
     def warmup(self, sampler: WindowSampler, iters: int = 3) -> float:
         """Run a few forward/backward passes so torch.compile builds its kernels now rather
