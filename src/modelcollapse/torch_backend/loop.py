@@ -204,6 +204,7 @@ class _ChunkLoop:
 
     def _fused_step(self, m: int):
         """Model m of the fully synthetic loop and its metrics, in one kernel (see .fused)."""
+        self.scratch = None  # the kernel counts in registers: no (rows, k) array to carry
         previous = self.history.stored(m - 1)
         tokens, values, dirac = fused_step(previous.tokens, self.row_ids,
                                            generation_seed(self.entropy, m), self.names,
