@@ -130,6 +130,22 @@ def test_fused_loop_is_reproducible_and_fills_absorbed_runs_exactly(p0_small):
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
 
 
+def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch):
+    """Log windows of 3 generations and absorption checks every 2: stopped runs keep their
+    place in the log across windows, and the results equal those of a run that never stops
+    (the fused route draws by global row, so both see the same numbers)."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    runs, names = 40, len(ALL)
+    monkeypatch.setattr(torch_loop, "_LOG_VALUES", runs * names * 3)
+    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
+    kept = _loop(p0_small, 4, runs, 11, stop_when_absorbed=False)
+    dropped = _loop(p0_small, 4, runs, 11)
+    assert np.isfinite(dropped.data["absorption_time"].values).any()
+    for name in kept.data.data_vars:
+        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+
+
 def test_generic_route_without_fused(p0_small):
     res = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(5), n_runs=10,
                          n_generations=3, entropy=5, names=ALL, device=DEVICE, fused=False)

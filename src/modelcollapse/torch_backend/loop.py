@@ -169,8 +169,7 @@ class _ChunkLoop:
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
         self.first_pending = "l1_to_first" in names
-        self.stage = _HostStage(dev)
-        self.log = _MetricLog(names, rows, dev, self.stage)
+        self.log = _MetricLog(names, first_row, rows, dev, _HostStage(dev))
         self.check_every = CHECK_EVERY[dev.type]
 
     # --- the generation loop ------------------------------------------------------------------
@@ -190,9 +189,10 @@ class _ChunkLoop:
             last = m == self.n_generations
             if stop_when_absorbed and not last and m % self.check_every == 0:
                 if self._drop_absorbed(m):
+                    self.log.flush(self.store)
                     return
             if self.log.full or last:
-                self.log.flush(self.store, self.alive)
+                self.log.flush(self.store)
         self._write_outcomes(np.ones(self.alive.size, dtype=bool))
 
     def _record_first(self, model: TorchModel) -> None:
@@ -239,7 +239,6 @@ class _ChunkLoop:
         settled = self.settled.cpu().numpy()
         if not settled.any():
             return False
-        self.log.flush(self.store, self.alive)
         gone = torch.as_tensor(settled, device=self.dev)
         first = None if self.first is None else self.first[gone]
         fill = absorbed_metrics(self.absorbed_token[gone], first,
@@ -248,6 +247,7 @@ class _ChunkLoop:
         rows = self.alive[settled]
         for name, values in fill.items():
             self.store.arrays[name][rows, m + 1:] = values.cpu().numpy()[:, None]
+        self.log.settle(gone, fill, m)
         self._write_outcomes(settled)
         self.bar.update((self.n_generations - m) * int(settled.sum()) // max(self.n_contexts, 1))
         keep_host = ~settled
@@ -265,8 +265,6 @@ class _ChunkLoop:
         self.window = self.window[:, keep]
         if self.scratch is not None:
             self.scratch.keep(keep)
-        self.log = _MetricLog(self.names, int(keep_host.sum()), self.dev, self.stage,
-                              start=m + 1)
         return False
 
     def _write_outcomes(self, rows_host: np.ndarray) -> None:
@@ -276,12 +274,6 @@ class _ChunkLoop:
         out["collapse_time"][rows] = self.collapse_time[mask].cpu().numpy()
         out["absorption_time"][rows] = self.absorption_time[mask].cpu().numpy()
         out["absorbed_token"][rows] = self.absorbed_token[mask].cpu().numpy()
-
-
-def _as_range(rows: np.ndarray) -> np.ndarray | slice:
-    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
-        return slice(int(rows[0]), int(rows[-1]) + 1)
-    return rows
 
 
 class _HostStage:
@@ -308,18 +300,31 @@ class _HostStage:
 
 class _MetricLog:
     """Metrics of consecutive generations on the device — float64 (names, rows, window) and
-    ``collapsed`` (rows, window) — copied to the host store when the window is full, before
-    rows are dropped, and at the end."""
+    ``collapsed`` (rows, window) — for every row the chunk began with, copied to the host
+    store as one block of rows when the window is full and at the end.
 
-    def __init__(self, names: Sequence[str], rows: int, dev: torch.device, stage: _HostStage,
-                 start: int = 1):
+    Rows that stop keep their place: from the generation after they stop, their columns hold
+    the constant metrics of their Dirac mass (:meth:`settle`), which the store holds for them
+    anyway. Dropping runs therefore costs no copy to the host, and every copy is of
+    contiguous rows.
+    """
+
+    def __init__(self, names: Sequence[str], first_row: int, rows: int, dev: torch.device,
+                 stage: _HostStage):
         self.stage = stage
         self.names = [name for name in names if name != "collapsed"]
         width = max(1, min(64, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
         self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
                                   device=dev)
         self.collapsed = torch.empty((rows, width), dtype=torch.bool, device=dev)
-        self.start, self.count = start, 0
+        self.rows = slice(first_row, first_row + rows)  # in the store
+        # Log row of each row still simulated; None while they are all of them.
+        self.position: torch.Tensor | None = None
+        # The constant metrics of the rows that stopped (a stopped run is collapsed).
+        self.settled_values = torch.zeros((len(self.names), rows), dtype=torch.float64,
+                                          device=dev)
+        self.settled = torch.zeros(rows, dtype=torch.bool, device=dev)
+        self.start, self.count = 1, 0
 
     @property
     def full(self) -> bool:
@@ -327,22 +332,39 @@ class _MetricLog:
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         column = m - self.start
+        if column == 0 and self.position is not None:  # a new window: stopped rows first
+            self.values.copy_(self.settled_values[:, :, None].expand_as(self.values))
+            self.collapsed.copy_(self.settled[:, None].expand_as(self.collapsed))
+        rows = slice(None) if self.position is None else self.position
         if self.names:
-            self.values[:, :, column] = torch.stack([metrics[name] for name in self.names])
-        self.collapsed[:, column] = metrics["collapsed"]
+            self.values[:, rows, column] = torch.stack([metrics[name] for name in self.names])
+        self.collapsed[rows, column] = metrics["collapsed"]
         self.count = column + 1
 
-    def flush(self, store: _Store, alive: np.ndarray) -> None:
+    def settle(self, gone: torch.Tensor, fill: dict[str, torch.Tensor], m: int) -> None:
+        """Rows ``gone`` (a mask over the rows still simulated) stopped at generation m with
+        the Dirac metrics ``fill``; they are no longer written."""
+        position = (torch.arange(self.settled.shape[0], device=gone.device)
+                    if self.position is None else self.position)
+        stopped = position[gone]
+        self.settled[stopped] = True
+        column = m + 1 - self.start
+        if self.names:
+            constant = torch.stack([fill[name] for name in self.names])
+            self.settled_values[:, stopped] = constant
+            self.values[:, stopped, column:] = constant[:, :, None]
+        self.collapsed[stopped, column:] = True
+        self.position = position[~gone]
+
+    def flush(self, store: _Store) -> None:
         """Copy the logged generations to the host store and empty the log."""
         if self.count == 0:
             return
         columns = slice(self.start, self.start + self.count)
-        # Before any run stopped, the rows are one range: a slice copies much faster.
-        rows = _as_range(alive)
-        store.arrays["collapsed"][rows, columns] = self.stage.to_host(
+        store.arrays["collapsed"][self.rows, columns] = self.stage.to_host(
             self.collapsed[:, : self.count])
         if self.names:
             host = self.stage.to_host(self.values[:, :, : self.count])
             for i, name in enumerate(self.names):
-                store.arrays[name][rows, columns] = host[i]
+                store.arrays[name][self.rows, columns] = host[i]
         self.start, self.count = columns.stop, 0
