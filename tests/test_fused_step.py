@@ -51,7 +51,9 @@ def test_step_gives_the_sparse_metrics_of_its_draws(n, contexts, names):
     rows, k = 12, 9
     tokens, first, truth = _random_case(rows, n, k, contexts, seed=n + contexts)
     row_ids = torch.arange(100, 100 + rows, device=DEVICE)
-    new, metrics, dirac = fused.fused_step(tokens, row_ids, 12345, names, first, truth.rows)
+    span = fused.fused_steps(tokens, row_ids, [12345], names, first, truth.rows)
+    new, dirac = span.tokens, span.dirac
+    metrics = {name: value[:, 0] for name, value in span.metrics.items()}
     # Every draw is one of the row's previous tokens (an empirical distribution).
     for old_row, new_row in zip(tokens.tolist(), new.tolist()):
         assert set(new_row) <= set(old_row)
@@ -73,9 +75,9 @@ def test_positions_are_uniform():
     rows, n = 96, 40
     tokens = torch.arange(n, device=DEVICE).repeat(rows, 1)
     row_ids = torch.arange(rows, device=DEVICE)
-    new, _, _ = fused.fused_step(tokens, row_ids, fused.generation_seed(7, 2), ("sigma",),
-                                 None, torch.full((1, n), 1.0 / n, dtype=torch.float64,
-                                                  device=DEVICE))
+    new = fused.fused_steps(tokens, row_ids, [fused.generation_seed(7, 2)], ("sigma",), None,
+                            torch.full((1, n), 1.0 / n, dtype=torch.float64,
+                                       device=DEVICE)).tokens
     counts = np.bincount(new.cpu().numpy().ravel(), minlength=n)
     assert stats.chisquare(counts).pvalue > P_MIN
     per_row_first = np.bincount(new[:, 0].cpu().numpy(), minlength=n)
@@ -87,16 +89,38 @@ def test_draws_depend_only_on_seed_and_global_row():
     tokens, first, truth = _random_case(10, 20, 6, 1, seed=3)
     row_ids = torch.arange(5000, 5010, device=DEVICE)
     seed = fused.generation_seed(11, 5)
-    new, metrics, _ = fused.fused_step(tokens, row_ids, seed, ALL, first, truth.rows)
+    whole = fused.fused_steps(tokens, row_ids, [seed], ALL, first, truth.rows)
     subset = torch.tensor([7, 2, 9], device=DEVICE)
-    part, part_metrics, _ = fused.fused_step(tokens[subset], row_ids[subset], seed, ALL,
-                                             first[subset], truth.rows)
-    assert torch.equal(part, new[subset])
+    part = fused.fused_steps(tokens[subset], row_ids[subset], [seed], ALL, first[subset],
+                             truth.rows)
+    assert torch.equal(part.tokens, whole.tokens[subset])
     for name in ALL:
-        assert torch.equal(part_metrics[name], metrics[name][subset])
-    other, _, _ = fused.fused_step(tokens, row_ids, fused.generation_seed(11, 6), ALL, first,
-                                   truth.rows)
-    assert not torch.equal(other, new)
+        assert torch.equal(part.metrics[name], whole.metrics[name][subset])
+    other = fused.fused_steps(tokens, row_ids, [fused.generation_seed(11, 6)], ALL, first,
+                              truth.rows)
+    assert not torch.equal(other.tokens, whole.tokens)
+
+
+def test_a_span_equals_its_generations_one_at_a_time():
+    """Several generations in one launch give exactly the tokens and metrics of one launch
+    per generation, and report where each row first collapsed. On CUDA this checks that a
+    program reads back the tokens all its threads wrote (the barrier between steps)."""
+    rows, n, k, steps = 24, 6, 3, 7
+    tokens, first, truth = _random_case(rows, n, k, 2, seed=8)
+    row_ids = torch.arange(rows, device=DEVICE) * 3 + 1
+    seeds = [fused.generation_seed(4, m) for m in range(2, 2 + steps)]
+    span = fused.fused_steps(tokens, row_ids, seeds, ALL, first, truth.rows)
+    current, onset = tokens, torch.full((rows,), -1, dtype=torch.int32, device=DEVICE)
+    for s, seed in enumerate(seeds):
+        one = fused.fused_steps(current, row_ids, [seed], ALL, first, truth.rows)
+        for name, value in one.metrics.items():
+            assert torch.equal(span.metrics[name][:, s], value[:, 0]), (name, s)
+        onset = torch.where((onset < 0) & one.metrics["collapsed"][:, 0], s, onset)
+        current = one.tokens
+    assert torch.equal(span.tokens, current)
+    assert torch.equal(span.dirac, one.dirac)
+    assert torch.equal(span.onset, onset)
+    assert (onset >= 0).any() and (onset < 0).any()  # the case shows both
 
 
 def _loop(p0, n, runs, generations, **kw):

@@ -1,19 +1,24 @@
-"""The fully synthetic generation step (§2.2) as one Triton kernel, for CUDA.
+"""Spans of the fully synthetic loop (§2.2), several generations per Triton kernel, for CUDA.
 
 From m = 2 on, model m − 1 of the fully synthetic loop is the empirical distribution of its
 n training tokens x (eq. 2), so model m's tokens are x'_j = x_{I_j} with I_j uniform on
 {0, …, n − 1}, and its metrics follow from the multiplicities g_j = #{i : x'_i = x'_j}
 (the sparse route of :mod:`modelcollapse.torch_backend.metrics`). The generic route does
-this in some thirty tensor operations, each a pass over rows × n values in device memory;
-here one program per row draws x', counts by comparing all pairs (n ≤ :data:`MAX_N`, so at
-most 65,536 comparisons, in registers) and writes x', the metrics and the Dirac token.
+each generation in some thirty tensor operations, each a pass over rows × n values in device
+memory, launched from the host. Here one program per row runs a whole span of generations:
+each draws x', writes it, counts by comparing all pairs (n ≤ :data:`MAX_N`, so at most 65,536
+comparisons, CHUNK columns at a time, the columns read back from the tokens just written)
+and writes the metrics; the next generation draws from those tokens. A row's generations
+depend on nothing else, so the host sees the device once per span, not once per generation.
 
 Random numbers: Philox4x32-10 (Triton's ``randint4x``) with key = the 64-bit seed of
-``SeedSequence(entropy, spawn_key=(1, m))`` and counter = global row · 256 + j; two of its
-32-bit words make w, and I_j = w mod n (bias below n / 2^64). A draw depends only on
-(entropy, m, run, context, j): not on chunking, nor on which runs have stopped. This is the
-torch backend's CUDA stream for the steps it covers; the CPU and the generic route draw
-from per-block generators (:mod:`.streams`) and agree with it in distribution.
+``SeedSequence(entropy, spawn_key=(1, m))`` for generation m and counter = global row · 256
++ j; two of its 32-bit words make a 64-bit w, and I_j = ⌊w · n / 2^64⌋ (a multiply and
+shifts rather than a 64-bit division; bias below n / 2^64). A draw depends only on
+(entropy, m, run, context, j): not on chunking, on the spans, nor on which runs have stopped.
+This is the torch backend's CUDA stream for the generations it covers; the CPU and the
+generic route draw from per-block generators (:mod:`.streams`) and agree with it in
+distribution.
 
 Without Triton (or on a CPU) the generic route runs. Triton's interpreter
 (``TRITON_INTERPRET=1``) runs the kernel on CPU tensors, which is how the tests check it.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,18 +41,32 @@ try:  # Triton ships with CUDA builds of PyTorch; CPU builds run the generic rou
 except ImportError:  # pragma: no cover - depends on the environment
     triton = None
 
-__all__ = ["MAX_N", "METRICS", "available", "fused_step", "generation_seed", "use_fused"]
+__all__ = ["MAX_N", "METRICS", "Span", "available", "fused_steps", "generation_seed",
+           "use_fused"]
 
 #: Largest n the kernel takes: its pairwise count holds next_pow2(n)² comparisons.
 MAX_N = 256
 #: Metrics the kernel computes, in the order of its output rows.
 METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
-#: Columns of the pairwise count compared at once (BLOCK × CHUNK int32 in registers).
-_CHUNK = 32
+#: Columns of the pairwise count compared per pass of its loop (BLOCK × CHUNK int32 in
+#: registers); the loop stops at the first multiple of CHUNK past n.
+_CHUNK = 8
+#: Warps per program (one program per row). One warp issues the fewest instructions per row
+#: (each thread holds BLOCK / 32 tokens, and each column read serves all of them).
+NUM_WARPS = 1
 #: Spawn-key stream of the per-generation Philox keys (stream 0 is the run blocks').
 _KEY_STREAM = 1
 #: Counter stride per row: draw j < MAX_N of a row has counter row · ROW_STRIDE + j.
 ROW_STRIDE = 256
+
+
+class Span(NamedTuple):
+    """What :func:`fused_steps` returns for rows × steps generations."""
+
+    tokens: torch.Tensor                # (rows, n) int64: the model of the last step
+    metrics: dict[str, torch.Tensor]    # name → (rows, steps); float64, "collapsed" bool
+    dirac: torch.Tensor                 # (rows,) int64: the last step's Dirac token, else −1
+    onset: torch.Tensor                 # (rows,) int32: the first step that collapsed, else −1
 
 
 def interpreted() -> bool:
@@ -90,41 +110,50 @@ def generation_seed(entropy: int, m: int) -> int:
     return int(seq.generate_state(1, np.uint64)[0]) >> 1
 
 
-def fused_step(tokens: torch.Tensor, row_ids: torch.Tensor, seed: int, names: Sequence[str],
-               first: torch.Tensor | None, truth_rows: torch.Tensor
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-    """One generation of the fully synthetic loop for every row.
+def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor, seeds: Sequence[int],
+                names: Sequence[str], first: torch.Tensor | None, truth_rows: torch.Tensor,
+                num_warps: int = NUM_WARPS) -> Span:
+    """``len(seeds)`` generations of the fully synthetic loop for every row, in one launch.
 
-    ``tokens`` (rows, n) int64 are model m − 1's training tokens; ``row_ids`` (rows,) int64
-    the global row of each; ``first`` (rows, k) float64 p(1) (needed for l1_to_first);
-    ``truth_rows`` p(0) as :class:`.metrics.Truth` holds it, float64 (1, k) shared by every
-    row or (rows, k). Returns model m's tokens (rows, n), its metrics (float64 per row,
-    with ``collapsed``) and the Dirac token of collapsed rows (−1 elsewhere): the values
-    :func:`.metrics.sparse_metrics` gives for those tokens.
+    ``tokens`` (rows, n) int64 are the training tokens of the model before the span;
+    ``row_ids`` (rows,) int64 the global row of each; ``seeds`` the Philox key of each
+    generation (:func:`generation_seed`); ``first`` (rows, k) float64 p(1) (needed for
+    l1_to_first); ``truth_rows`` p(0) as :class:`.metrics.Truth` holds it, float64 (1, k)
+    shared by every row or (rows, k). Each step's metrics are the values
+    :func:`.metrics.sparse_metrics` gives for that step's tokens.
     """
     rows, n = tokens.shape
     if n > MAX_N:
         raise ValueError(f"The fused kernel takes n ≤ {MAX_N} tokens per model; got {n}.")
-    tokens = tokens.contiguous()
-    out_tokens = torch.empty_like(tokens)
-    values = torch.empty((len(METRICS), rows), dtype=torch.float64, device=tokens.device)
-    dirac = torch.empty(rows, dtype=torch.int64, device=tokens.device)
+    if not seeds:
+        raise ValueError("A span needs at least one generation (one seed).")
     want = {name: name in names for name in METRICS}
     if want["l1_to_first"] and first is None:
         raise ValueError("l1_to_first needs p(1).")
-    first_t = first if first is not None else truth_rows  # any float64 tensor when unused
+    dev, steps = tokens.device, len(seeds)
     block = max(16, 1 << (n - 1).bit_length())
+    # Step s reads buffer s % 2 of the pair and writes the other, BLOCK int32 lanes per row
+    # (tokens, then −1 in the lanes past n), so that the count reads whole aligned chunks.
+    pair = torch.empty((2, rows, block), dtype=torch.int32, device=dev)
+    pair[0, :, :n].copy_(tokens)
+    values = torch.empty((len(METRICS), rows, steps), dtype=torch.float64, device=dev)
+    collapsed = torch.empty((rows, steps), dtype=torch.uint8, device=dev)
+    dirac = torch.empty(rows, dtype=torch.int64, device=dev)
+    onset = torch.empty(rows, dtype=torch.int32, device=dev)
+    seeds_t = torch.tensor(list(seeds), dtype=torch.int64, device=dev)
+    first_t = first if first is not None else truth_rows  # any float64 tensor when unused
     if rows:
-        _step_kernel[(rows,)](
-            tokens, out_tokens, row_ids, first_t, truth_rows, values, dirac,
-            seed, n, rows, tokens.stride(0), first_t.stride(0),
+        _span_kernel[(rows,)](
+            pair, row_ids, seeds_t, first_t, truth_rows, values, collapsed, dirac, onset,
+            n, rows, steps, first_t.stride(0),
             truth_rows.stride(0) if truth_rows.shape[0] > 1 else 0,
             SIGMA=want["sigma"], SUP=want["sup"], L1_FIRST=want["l1_to_first"],
             L1_TRUE=want["l1_to_true"], ENTROPY=want["entropy"], SUPPORT=want["support"],
-            ROW_STRIDE=ROW_STRIDE, BLOCK=block, CHUNK=min(block, _CHUNK), num_warps=4)
+            ROW_STRIDE=ROW_STRIDE, BLOCK=block, CHUNK=min(block, _CHUNK),
+            num_warps=num_warps)
     metrics = {name: values[i] for i, name in enumerate(METRICS) if want[name]}
-    metrics["collapsed"] = dirac >= 0
-    return out_tokens, metrics, dirac
+    metrics["collapsed"] = collapsed.view(torch.bool)
+    return Span(pair[steps % 2, :, :n].to(torch.int64), metrics, dirac, onset)
 
 
 if triton is not None:
@@ -135,20 +164,25 @@ if triton is not None:
         return tl.where(mask, (tl.abs(p - q) - q) * weight, 0.0)
 
     @triton.jit
-    def _draw(prev_ptr, row, row_id, seed, n, token_stride, j, live,
-              ROW_STRIDE: tl.constexpr):
-        """Tokens x'_j = x_{I_j} of one row: I_j = w mod n, w from two Philox words of
-        counter (global row, j). The same j always gives the same token."""
-        r0, r1, _r2, _r3 = tl.randint4x(seed, row_id * ROW_STRIDE + j)
-        word = (r0.to(tl.uint64) << 32) | r1.to(tl.uint64)
-        position = (word % n.to(tl.uint64)).to(tl.int64)
-        return tl.load(prev_ptr + row * token_stride + position, mask=live, other=-1)
+    def _scale(hi, lo, n64):
+        """⌊w · n / 2^64⌋ for w = hi · 2^32 + lo: exactly (hi · n + ⌊lo · n / 2^32⌋) ≫ 32, as
+        n < 2^32."""
+        return ((hi.to(tl.uint64) * n64 + ((lo.to(tl.uint64) * n64) >> 32)) >> 32).to(tl.int32)
 
-    # Sizes and the seed change between calls: no recompiling for their values.
-    @triton.jit(do_not_specialize=["seed", "n", "rows", "token_stride", "first_stride",
-                                   "truth_stride"])
-    def _step_kernel(prev_ptr, next_ptr, row_id_ptr, first_ptr, truth_ptr,
-                     values_ptr, dirac_ptr, seed, n, rows, token_stride, first_stride,
+    @triton.jit
+    def _positions(seed, row_id, n, ROW_STRIDE: tl.constexpr, BLOCK: tl.constexpr):
+        """I_j for j < BLOCK: one Philox call per pair of draws, counter (global row, j // 2);
+        its words 0 and 1 make draw 2i, words 2 and 3 draw 2i + 1."""
+        i = tl.arange(0, BLOCK // 2)
+        r0, r1, r2, r3 = tl.randint4x(seed, row_id * ROW_STRIDE + i)
+        n64 = n.to(tl.uint64)
+        pairs = tl.join(_scale(r0, r1, n64), _scale(r2, r3, n64))
+        return tl.reshape(pairs, [BLOCK])
+
+    # Sizes change between calls: no recompiling for their values.
+    @triton.jit(do_not_specialize=["n", "rows", "steps", "first_stride", "truth_stride"])
+    def _span_kernel(pair_ptr, row_id_ptr, seeds_ptr, first_ptr, truth_ptr, values_ptr,
+                     collapsed_ptr, dirac_ptr, onset_ptr, n, rows, steps, first_stride,
                      truth_stride,
                      SIGMA: tl.constexpr, SUP: tl.constexpr, L1_FIRST: tl.constexpr,
                      L1_TRUE: tl.constexpr, ENTROPY: tl.constexpr, SUPPORT: tl.constexpr,
@@ -157,45 +191,55 @@ if triton is not None:
         row_id = tl.load(row_id_ptr + row)
         j = tl.arange(0, BLOCK)
         live = j < n
-        x = _draw(prev_ptr, row, row_id, seed, n, token_stride, j, live, ROW_STRIDE)
-        tl.store(next_ptr + row * token_stride + j, x, mask=live)
-        # g_j: how many of the n new tokens equal token j, compared CHUNK columns at a time
-        # (the whole BLOCK × BLOCK table would not fit in registers); a chunk's tokens are
-        # drawn again, identically, rather than moved between threads.
-        x32 = x.to(tl.int32)
-        g = tl.zeros([BLOCK], dtype=tl.int32)
-        for c in tl.static_range(0, BLOCK, CHUNK):
-            jc = c + tl.arange(0, CHUNK)
-            live_c = jc < n
-            xc = _draw(prev_ptr, row, row_id, seed, n, token_stride, jc, live_c,
-                       ROW_STRIDE).to(tl.int32)
-            same = (x32[:, None] == xc[None, :]) & live_c[None, :]
-            g += tl.sum(same.to(tl.int32), axis=1)
-        g = tl.where(live, g, 1)
-        top = tl.max(tl.where(live, g, 0), axis=0)
-        first_token = tl.sum(tl.where(j == 0, x, 0), axis=0)
-        tl.store(dirac_ptr + row, tl.where(top == n, first_token, -1))
         nf = n.to(tl.float64)
-        out = values_ptr + row
-        if SIGMA:
-            g_sum = tl.sum(tl.where(live, g, 0).to(tl.int64), axis=0)
-            tl.store(out, g_sum.to(tl.float64) / (nf * nf))
-        if SUP:
-            tl.store(out + rows, top.to(tl.float64) / nf)
-        gf = g.to(tl.float64)
-        weight = 1.0 / gf
-        p = gf / nf
-        if L1_FIRST:
-            q1 = tl.load(first_ptr + row * first_stride + x, mask=live, other=0.0)
-            l1 = tl.sum(_l1_terms(p, q1, weight, live), axis=0) + 1.0
-            tl.store(out + 2 * rows, tl.maximum(l1, 0.0))
-        if L1_TRUE:
-            q0 = tl.load(truth_ptr + row * truth_stride + x, mask=live, other=0.0)
-            l1 = tl.sum(_l1_terms(p, q0, weight, live), axis=0) + 1.0
-            tl.store(out + 3 * rows, tl.maximum(l1, 0.0))
-        if ENTROPY:
-            log_g = tl.sum(tl.where(live, tl.log(gf), 0.0), axis=0)
-            tl.store(out + 4 * rows, tl.log(nf) - log_g / nf)
-        if SUPPORT:
-            support = tl.sum(tl.where(live, weight, 0.0), axis=0)
-            tl.store(out + 5 * rows, tl.floor(support + 0.5))
+        inv_n = 1.0 / nf
+        half = rows.to(tl.int64) * BLOCK  # elements per buffer of the pair
+        out = values_ptr + row * steps
+        plane = rows.to(tl.int64) * steps  # elements per metric in the values
+        onset = tl.full([], -1, tl.int32)
+        for s in range(steps):
+            src = pair_ptr + (s % 2) * half + row * BLOCK
+            dst = pair_ptr + ((s + 1) % 2) * half + row * BLOCK
+            seed = tl.load(seeds_ptr + s)
+            x = tl.load(src + _positions(seed, row_id, n, ROW_STRIDE, BLOCK), mask=live,
+                        other=-1)
+            tl.store(dst + j, x)
+            # The chunks below read back what every thread of the program just wrote; the
+            # barrier also orders this step's reads of src before the next step writes it.
+            tl.debug_barrier()
+            # g_j, CHUNK columns at a time up to n; a lane past n holds −1 and matches no
+            # token (the lanes past n get g = 1 below, whatever they matched).
+            g = tl.zeros([BLOCK], dtype=tl.int32)
+            for c in range(0, n, CHUNK):
+                xc = tl.load(dst + c + tl.arange(0, CHUNK))
+                g += tl.sum((xc[:, None] == x[None, :]).to(tl.int32), axis=0)
+            g = tl.where(live, g, 1)
+            top = tl.max(tl.where(live, g, 0), axis=0)
+            first_token = tl.sum(tl.where(j == 0, x, 0), axis=0)
+            is_dirac = top == n
+            tl.store(dirac_ptr + row, tl.where(is_dirac, first_token, -1))
+            tl.store(collapsed_ptr + row * steps + s, is_dirac.to(tl.uint8))
+            onset = tl.where(is_dirac & (onset < 0), s, onset)
+            if SIGMA:
+                g_sum = tl.sum(tl.where(live, g, 0).to(tl.int64), axis=0)
+                tl.store(out + s, g_sum.to(tl.float64) / (nf * nf))
+            if SUP:
+                tl.store(out + plane + s, top.to(tl.float64) / nf)
+            gf = g.to(tl.float64)
+            weight = 1.0 / gf
+            p = gf * inv_n
+            if L1_FIRST:
+                q1 = tl.load(first_ptr + row * first_stride + x, mask=live, other=0.0)
+                l1 = tl.sum(_l1_terms(p, q1, weight, live), axis=0) + 1.0
+                tl.store(out + 2 * plane + s, tl.maximum(l1, 0.0))
+            if L1_TRUE:
+                q0 = tl.load(truth_ptr + row * truth_stride + x, mask=live, other=0.0)
+                l1 = tl.sum(_l1_terms(p, q0, weight, live), axis=0) + 1.0
+                tl.store(out + 3 * plane + s, tl.maximum(l1, 0.0))
+            if ENTROPY:
+                log_g = tl.sum(tl.where(live, tl.log(gf), 0.0), axis=0)
+                tl.store(out + 4 * plane + s, tl.log(nf) - log_g / nf)
+            if SUPPORT:
+                support = tl.sum(tl.where(live, weight, 0.0), axis=0)
+                tl.store(out + 5 * plane + s, tl.floor(support + 0.5))
+        tl.store(onset_ptr + row, onset)

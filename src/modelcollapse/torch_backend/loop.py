@@ -24,7 +24,7 @@ from ..results import Result, build_result
 from ..rng import RUN_BLOCK
 from ..sampling import rows_per_block
 from ..scenarios import Scenario
-from .fused import fused_step, generation_seed, use_fused
+from .fused import fused_steps, generation_seed, use_fused
 from .history import CountHistory, TokenHistory, TorchModel, counts_ready, training_set
 from .metrics import CountScratch, Truth, absorbed_metrics, dense_metrics
 from .streams import TorchRowStreams
@@ -174,26 +174,38 @@ class _ChunkLoop:
 
     # --- the generation loop ------------------------------------------------------------------
     def run(self, stop_when_absorbed: bool) -> None:
-        for m in range(1, self.n_generations + 1):
+        m = 1
+        while m <= self.n_generations:
             if self.row_ids is not None and m >= 2:
-                values, dirac = self._fused_step(m)
+                last = self._span_end(m, stop_when_absorbed)
+                self._fused_span(m, last)
             else:
+                last = m
                 model = training_set(self.scenario, m, self.history)
                 self.history.store(m, model)
                 if self.first_pending:
                     self._record_first(model)
                 values, dirac = self._metrics(model)
-            self.log.write(m, values)
-            self._advance(m, values["collapsed"], dirac)
-            self.bar.update(self.alive.size // max(self.n_contexts, 1))
-            last = m == self.n_generations
-            if stop_when_absorbed and not last and m % self.check_every == 0:
-                if self._drop_absorbed(m):
+                self.log.write(m, values)
+                self._advance(m, values["collapsed"], dirac)
+            self.bar.update((last - m + 1) * self.alive.size // max(self.n_contexts, 1))
+            final = last == self.n_generations
+            if stop_when_absorbed and not final and last % self.check_every == 0:
+                if self._drop_absorbed(last):
                     self.log.flush(self.store)
                     return
-            if self.log.full or last:
+            if self.log.full or final:
                 self.log.flush(self.store)
+            m = last + 1
         self._write_outcomes(np.ones(self.alive.size, dtype=bool))
+
+    def _span_end(self, m: int, stop_when_absorbed: bool) -> int:
+        """The last generation of the span that starts at m: the next check generation, the
+        end of the log window or the last generation, whichever comes first."""
+        last = min(self.n_generations, self.log.last_generation)
+        if stop_when_absorbed:
+            last = min(last, -(-m // self.check_every) * self.check_every)
+        return last
 
     def _record_first(self, model: TorchModel) -> None:
         """p(1), and ‖p(0) − p(1)‖₁ as the generation-0 value of l1_to_first."""
@@ -202,15 +214,26 @@ class _ChunkLoop:
         l1 = (self.truth.rows - self.first).abs().sum(dim=1)
         self.store.arrays["l1_to_first"][self.alive, 0] = l1.cpu().numpy()
 
-    def _fused_step(self, m: int):
-        """Model m of the fully synthetic loop and its metrics, in one kernel (see .fused)."""
+    def _fused_span(self, m: int, last: int) -> None:
+        """Models m … last of the fully synthetic loop and their metrics, in one kernel (see
+        .fused), with their collapse and absorption."""
         self.scratch = None  # the kernel counts in registers: no (rows, k) array to carry
         previous = self.history.stored(m - 1)
-        tokens, values, dirac = fused_step(previous.tokens, self.row_ids,
-                                           generation_seed(self.entropy, m), self.names,
-                                           self.first, self.truth.rows)
-        self.history.store(m, TorchModel(tokens, tokens.shape[1], previous.n_live))
-        return values, dirac
+        seeds = [generation_seed(self.entropy, g) for g in range(m, last + 1)]
+        span = fused_steps(previous.tokens, self.row_ids, seeds, self.names, self.first,
+                           self.truth.rows)
+        self.history.store(last, TorchModel(span.tokens, span.tokens.shape[1],
+                                            previous.n_live))
+        self.log.write_span(m, span.metrics)
+        # Proposition 1: a fully synthetic run is absorbed the generation it collapses, into
+        # that Dirac mass, which every later generation of the span reproduced.
+        newly = (span.onset >= 0) & ~self.settled
+        onset = (span.onset.to(torch.float64) + m)
+        self.collapse_time = torch.where(newly, onset, self.collapse_time)
+        self.absorption_time = torch.where(newly, onset, self.absorption_time)
+        self.absorbed_token = torch.where(newly, span.dirac, self.absorbed_token)
+        self.settled |= newly
+        self.window[-1] = span.dirac
 
     def _metrics(self, model: TorchModel):
         if model.tokens is not None and not model.counted:
@@ -330,16 +353,37 @@ class _MetricLog:
     def full(self) -> bool:
         return self.count == self.collapsed.shape[1]
 
+    @property
+    def last_generation(self) -> int:
+        """The last generation the current window holds."""
+        return self.start + self.collapsed.shape[1] - 1
+
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         column = m - self.start
-        if column == 0 and self.position is not None:  # a new window: stopped rows first
-            self.values.copy_(self.settled_values[:, :, None].expand_as(self.values))
-            self.collapsed.copy_(self.settled[:, None].expand_as(self.collapsed))
+        if column == 0 and self.position is not None:
+            self._reset_stopped()
         rows = slice(None) if self.position is None else self.position
         if self.names:
             self.values[:, rows, column] = torch.stack([metrics[name] for name in self.names])
         self.collapsed[rows, column] = metrics["collapsed"]
         self.count = column + 1
+
+    def write_span(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
+        """Generations m, m + 1, … at once: ``metrics`` hold (rows, steps) each."""
+        steps = metrics["collapsed"].shape[1]
+        columns = slice(m - self.start, m - self.start + steps)
+        if columns.start == 0 and self.position is not None:
+            self._reset_stopped()
+        rows = slice(None) if self.position is None else self.position
+        if self.names:
+            self.values[:, rows, columns] = torch.stack([metrics[name] for name in self.names])
+        self.collapsed[rows, columns] = metrics["collapsed"]
+        self.count = columns.stop
+
+    def _reset_stopped(self) -> None:
+        """A new window: the rows that stopped hold their constant metrics throughout."""
+        self.values.copy_(self.settled_values[:, :, None].expand_as(self.values))
+        self.collapsed.copy_(self.settled[:, None].expand_as(self.collapsed))
 
     def settle(self, gone: torch.Tensor, fill: dict[str, torch.Tensor], m: int) -> None:
         """Rows ``gone`` (a mask over the rows still simulated) stopped at generation m with

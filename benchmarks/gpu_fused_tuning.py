@@ -1,0 +1,152 @@
+"""Settings of the fused span kernel on a CUDA device: warps per program, generations per
+launch, and generations between the loop's absorption checks.
+
+    python benchmarks/gpu_fused_tuning.py [--out DIR]            # on a CUDA device (~30 s)
+    TRITON_INTERPRET=1 python benchmarks/gpu_fused_tuning.py --device cpu --rows 6
+                                                                 # the checks only
+
+The kernel (``modelcollapse.torch_backend.fused``) runs one program per row; how many warps a
+program has and how many generations a launch covers change its speed, never its results.
+1. Checks, before any timing: every ``num_warps`` gives the same tokens and metrics, and a
+   span of S generations equals S spans of one.
+2. Kernel time per generation at 10^5 rows, n = 100, support 600, σ and ‖p − p(1)‖₁ (the goal
+   case of issue 7), with CUDA events, for num_warps ∈ {1, 2, 4, 8} × steps ∈ {1, 8, 32};
+   trials/s = rows · n / time.
+3. The whole loop (``run_loop_torch``), goal case, G = 100, with the absorption check every
+   8 (the default), 16 and 32 generations: a span ends at a check, so this is also the span.
+Writes DIR/gpu_fused_tuning.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import triton
+
+from modelcollapse.distributions import target_distribution
+from modelcollapse.scenarios import FullySynthetic
+from modelcollapse.torch_backend import fused, run_loop_torch
+from modelcollapse.torch_backend import loop as torch_loop
+
+ROWS, N, K = 100_000, 100, 600
+NAMES = ("sigma", "l1_to_first", "collapsed")
+
+
+def _case(rows: int, dev: torch.device):
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, K, (rows, N), generator=gen)
+    tokens[: max(1, rows // 50)] = 7  # some collapsed rows
+    first = torch.rand(rows, K, dtype=torch.float64, generator=gen)
+    first /= first.sum(dim=1, keepdim=True)
+    return tokens.to(dev), first.to(dev), first[:1].clone().to(dev)
+
+
+def _same(a: fused.Span, b: fused.Span) -> bool:
+    return (torch.equal(a.tokens, b.tokens) and torch.equal(a.dirac, b.dirac)
+            and torch.equal(a.onset, b.onset)
+            and all(torch.equal(a.metrics[name], b.metrics[name]) for name in a.metrics))
+
+
+def checks(tokens, first, truth, row_ids) -> dict:
+    seeds = [fused.generation_seed(1, m) for m in range(2, 6)]
+    reference = fused.fused_steps(tokens, row_ids, seeds, NAMES, first, truth)
+    result = {}
+    for warps in (1, 2, 8):
+        got = fused.fused_steps(tokens, row_ids, seeds, NAMES, first, truth, num_warps=warps)
+        result[f"num_warps={warps} equals num_warps=4"] = _same(got, reference)
+    current, metrics = tokens, []
+    for seed in seeds:
+        one = fused.fused_steps(current, row_ids, [seed], NAMES, first, truth)
+        current = one.tokens
+        metrics.append(one.metrics)
+    result["span of 4 equals 4 spans of 1"] = (
+        torch.equal(current, reference.tokens) and torch.equal(one.dirac, reference.dirac)
+        and all(torch.equal(torch.cat([m[name] for m in metrics], dim=1),
+                            reference.metrics[name]) for name in reference.metrics))
+    return result
+
+
+def kernel_times(tokens, first, truth, row_ids, repeats: int) -> list[dict]:
+    rows = []
+    for warps in (1, 2, 4, 8):
+        for steps in (1, 8, 32):
+            seeds = [fused.generation_seed(1, m) for m in range(2, 2 + steps)]
+            fused.fused_steps(tokens, row_ids, seeds, NAMES, first, truth, num_warps=warps)
+            start, stop = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            start.record()
+            for _ in range(repeats):
+                fused.fused_steps(tokens, row_ids, seeds, NAMES, first, truth, num_warps=warps)
+            stop.record()
+            torch.cuda.synchronize()
+            ms = start.elapsed_time(stop) / (repeats * steps)
+            rows.append({"num_warps": warps, "steps": steps, "ms_per_generation": ms,
+                         "trials_per_s": tokens.shape[0] * N / (ms / 1e3)})
+            print(f"num_warps={warps} steps={steps:>2}: {ms:.3f} ms/generation, "
+                  f"{rows[-1]['trials_per_s']:.2e} trials/s", flush=True)
+    return rows
+
+
+def loop_times(dev: torch.device, runs: int) -> list[dict]:
+    p0 = np.atleast_2d(target_distribution(K, K, 1.5 / K, seed=0))
+    rows = []
+    default = torch_loop.CHECK_EVERY[dev.type]
+    try:
+        for every in (default, 16, 32):
+            torch_loop.CHECK_EVERY[dev.type] = every
+            run_loop_torch(p0, FullySynthetic(N), n_runs=min(runs, 2000), n_generations=3,
+                           entropy=1, names=NAMES, device=dev, progress=False)
+            timings: dict = {}
+            start = time.perf_counter()
+            result = run_loop_torch(p0, FullySynthetic(N), n_runs=runs, n_generations=100,
+                                    entropy=1, names=NAMES, device=dev, progress=False,
+                                    timings=timings)
+            wall = time.perf_counter() - start
+            trials = runs * 100 * N
+            rows.append({"check_every": every, "route": result.data.attrs["route"],
+                         "wall_s": wall, "loop_s": timings["loop_s"],
+                         "trials_per_s_wall": trials / wall,
+                         "trials_per_s_loop": trials / timings["loop_s"]})
+            print(f"check every {every:>2}: wall {wall:.3f} s ({trials / wall:.2e} trials/s), "
+                  f"loop {timings['loop_s']:.3f} s ({trials / timings['loop_s']:.2e})",
+                  flush=True)
+    finally:
+        torch_loop.CHECK_EVERY[dev.type] = default
+    return rows
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--rows", type=int, default=ROWS)
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    out_dir = args.out or Path(os.environ.get("OUT") or ".")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokens, first, truth = _case(args.rows, dev)
+    row_ids = torch.arange(args.rows, device=dev)
+    report: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                    "triton": triton.__version__, "torch": torch.__version__,
+                    "rows": args.rows, "n": N, "k": K}
+    report["checks"] = checks(tokens, first, truth, row_ids)
+    print("checks:", report["checks"], flush=True)
+    if dev.type == "cuda" and all(report["checks"].values()):
+        report["kernel"] = kernel_times(tokens, first, truth, row_ids, args.repeats)
+        report["loop"] = loop_times(dev, args.rows)
+    path = out_dir / "gpu_fused_tuning.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"{time.perf_counter() - t0:.1f} s")
