@@ -163,11 +163,46 @@ def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch):
     runs, names = 40, len(ALL)
     monkeypatch.setattr(torch_loop, "_LOG_VALUES", runs * names * 3)
     monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
+    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)  # drop at every check
     kept = _loop(p0_small, 4, runs, 11, stop_when_absorbed=False)
     dropped = _loop(p0_small, 4, runs, 11)
     assert np.isfinite(dropped.data["absorption_time"].values).any()
     for name in kept.data.data_vars:
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, share):
+    """Absorbed runs are dropped at once (share 0) or only once they are half the runs;
+    either way every value equals that of a loop that never drops any."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
+    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", share)
+    kept = _loop(p0_small, 4, 30, 13, stop_when_absorbed=False)
+    dropped = _loop(p0_small, 4, 30, 13)
+    absorbed = np.isfinite(dropped.data["absorption_time"].values)
+    assert absorbed.any() and not absorbed.all()
+    for name in kept.data.data_vars:
+        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+
+
+def test_a_span_keeps_only_the_model_it_ends_with(p0_small):
+    """The history lets go of every model no later generation trains on, also when spans
+    store one model per several generations."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    seen = []
+    original = torch_loop._ChunkLoop._fused_span
+
+    def spy(self, m, last):
+        original(self, m, last)
+        seen.append(sorted(self.history._models))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch_loop._ChunkLoop, "_fused_span", spy)
+        _loop(p0_small, 40, 6, 20)
+    assert seen == [[8], [16], [20]]
 
 
 def test_generic_route_without_fused(p0_small):

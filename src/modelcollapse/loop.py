@@ -274,9 +274,10 @@ class _Store:
     The float metrics are slices of one (metrics, rows, G+1) ``table``, so compiled routes can
     write them all through one array."""
 
-    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str]):
+    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str], full=np.full):
+        """``full(shape, value)`` makes the float table (another backend may fill it faster)."""
         self.float_names = tuple(name for name in names if name != "collapsed")
-        self.table = np.full((len(self.float_names), n_rows, n_generations + 1), np.nan)
+        self.table = full((len(self.float_names), n_rows, n_generations + 1), np.nan)
         self.arrays = {name: self.table[i] for i, name in enumerate(self.float_names)}
         self.arrays["collapsed"] = np.zeros((n_rows, n_generations + 1), dtype=bool)
         self.outcomes = {"collapse_time": np.full(n_rows, np.nan),

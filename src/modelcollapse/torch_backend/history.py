@@ -95,9 +95,12 @@ class _Base:
         return self._models[t]
 
     def store(self, m: int, model: TorchModel) -> None:
+        """Model m; the models no later model can train on are let go (all before the last
+        ``lag`` ones: a span of fused generations stores only its last model)."""
         self._models[m] = model
         if self.scenario.lag is not None:
-            self._models.pop(m - self.scenario.lag, None)
+            for t in [t for t in self._models if t <= m - self.scenario.lag]:
+                del self._models[t]
 
     def keep(self, mask: torch.Tensor, mask_host: np.ndarray) -> None:
         """Drop rows (runs that stopped) everywhere."""
