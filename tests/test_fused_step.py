@@ -1,12 +1,13 @@
-"""The fused fully synthetic step (torch_backend.fused) against independent truth.
+"""The fused spans of the fully synthetic loop (torch_backend.fused) against independent truth.
 
 Without a CUDA device the kernel runs in Triton's interpreter (conftest sets it up), which
 executes the same kernel source on CPU tensors, one program at a time: slow, so the cases are
 small. With a device the compiled kernel is checked, and the ``cuda`` cases run too.
 
 Truth: the sparse metric route (itself checked against the metric definitions in
-test_torch_backend), the uniform law of the positions (chi-square), Theorem 1 eq. 6 (written
-out again here), and the absorbing property of collapse (Proposition 1).
+test_torch_backend), the uniform law of the positions (chi-square), one launch per generation
+for a span, Theorem 1 eq. 6 (written out again here), and the absorbing property of collapse
+(Proposition 1).
 """
 
 from __future__ import annotations

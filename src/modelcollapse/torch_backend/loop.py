@@ -149,7 +149,7 @@ class _ChunkLoop:
         first_row = first_run * n_contexts
         self.alive = np.arange(first_row, first_row + rows)  # global row ids still simulated
         self.entropy = entropy
-        # The fused step draws by global row id, kept on the device.
+        # The fused route draws by global row id, kept on the device.
         self.row_ids = torch.as_tensor(self.alive, device=dev) if fused else None
         row_context = torch.arange(n_contexts, device=dev).repeat(runs)
         streams = TorchRowStreams(entropy, first_run // RUN_BLOCK,
