@@ -1,6 +1,6 @@
 """Every speed benchmark in one command (``make bench``), each printing its own ratios.
 
-    python benchmarks/run_all.py            # the quick set (~8 min on 2 CPU cores)
+    python benchmarks/run_all.py            # the quick set (about a minute on 2 CPU cores)
     python benchmarks/run_all.py --full     # full grids, the sweep and the transformer too
     python benchmarks/run_all.py --only bench_loop,bench_engines
 
