@@ -1,4 +1,4 @@
-"""CUDA numbers of the torch engine for the goal case, in one short command (~2 min on an H100).
+"""CUDA numbers of the torch engine for the goal case, in one short command (~30 s on an H100).
 
     python benchmarks/gpu_engines.py [--out DIR] [--time-limit S]  # DIR: --out, $OUT or "."
 
