@@ -148,6 +148,41 @@ def test_fused_loop_follows_theorem1_and_absorbs(p0_small):
     np.testing.assert_array_equal(res.data["collapse_time"].values.ravel(), first_collapse)
 
 
+def test_fused_collapse_times_and_sigma_match_the_numpy_engine(p0_small):
+    """The fused route and the numpy engine draw different numbers and must agree in
+    distribution: collapse times T and σ_3 by two-sample tests (chi-square on pooled-quantile
+    bins, Kolmogorov–Smirnov)."""
+    from modelcollapse.loop import run_loop
+
+    # The interpreter runs a program-generation in milliseconds: few runs on a CPU.
+    n, runs, generations = 5, 250 if not CUDA else 20_000, 80
+    fused_result = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(n), n_runs=runs,
+                                  n_generations=generations, entropy=5,
+                                  names=("sigma", "collapsed"), device=DEVICE, fused=True)
+    numpy_result = run_loop(p0_small, FullySynthetic(n), n_runs=runs, n_generations=generations,
+                            seed=9, metrics=("sigma",))
+    t_fused = fused_result.data["collapse_time"].values.ravel()
+    t_numpy = numpy_result.data["collapse_time"].values.ravel()
+    assert np.isfinite(t_fused).all() and np.isfinite(t_numpy).all()
+    assert _two_sample_chi2(t_fused, t_numpy) > P_MIN
+    assert stats.ks_2samp(t_fused, t_numpy).pvalue > P_MIN
+    sigma_fused = fused_result.data["sigma"].values.reshape(runs, -1)[:, 3]
+    sigma_numpy = numpy_result.data["sigma"].values.reshape(runs, -1)[:, 3]
+    assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN
+
+
+def _two_sample_chi2(a: np.ndarray, b: np.ndarray) -> float:
+    """p-value that two samples of a discrete variable share one law (chi-square on the
+    pooled values' table, values seen fewer than 5 times pooled into one cell)."""
+    a, b = np.round(a, 9), np.round(b, 9)
+    values, counts = np.unique(np.concatenate([a, b]), return_counts=True)
+    common = values[counts >= 5]
+    table = np.array([[np.sum(x == v) for v in common] + [np.sum(~np.isin(x, common))]
+                      for x in (a, b)])
+    table = table[:, table.sum(axis=0) > 0]
+    return stats.chi2_contingency(table)[1]
+
+
 def test_fused_loop_is_reproducible_and_fills_absorbed_runs_exactly(p0_small):
     kept = _loop(p0_small, 5, 40, 8, stop_when_absorbed=False)
     dropped = _loop(p0_small, 5, 40, 8)
