@@ -110,14 +110,16 @@ def generation_seed(entropy: int, m: int) -> int:
     return int(seq.generate_state(1, np.uint64)[0]) >> 1
 
 
-def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor, seeds: Sequence[int],
-                names: Sequence[str], first: torch.Tensor | None, truth_rows: torch.Tensor,
+def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor,
+                seeds: Sequence[int] | torch.Tensor, names: Sequence[str],
+                first: torch.Tensor | None, truth_rows: torch.Tensor,
                 num_warps: int = NUM_WARPS) -> Span:
     """``len(seeds)`` generations of the fully synthetic loop for every row, in one launch.
 
     ``tokens`` (rows, n) int64 are the training tokens of the model before the span;
     ``row_ids`` (rows,) int64 the global row of each; ``seeds`` the Philox key of each
-    generation (:func:`generation_seed`); ``first`` (rows, k) float64 p(1) (needed for
+    generation (:func:`generation_seed`), best as an int64 tensor on the device already (a
+    list is copied there, which waits for the device); ``first`` (rows, k) float64 p(1) (needed for
     l1_to_first); ``truth_rows`` p(0) as :class:`.metrics.Truth` holds it, float64 (1, k)
     shared by every row or (rows, k). Each step's metrics are the values
     :func:`.metrics.sparse_metrics` gives for that step's tokens.
@@ -125,7 +127,7 @@ def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor, seeds: Sequence[int
     rows, n = tokens.shape
     if n > MAX_N:
         raise ValueError(f"The fused kernel takes n ≤ {MAX_N} tokens per model; got {n}.")
-    if not seeds:
+    if len(seeds) == 0:
         raise ValueError("A span needs at least one generation (one seed).")
     want = {name: name in names for name in METRICS}
     if want["l1_to_first"] and first is None:
@@ -140,7 +142,7 @@ def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor, seeds: Sequence[int
     collapsed = torch.empty((rows, steps), dtype=torch.uint8, device=dev)
     dirac = torch.empty(rows, dtype=torch.int64, device=dev)
     onset = torch.empty(rows, dtype=torch.int32, device=dev)
-    seeds_t = torch.tensor(list(seeds), dtype=torch.int64, device=dev)
+    seeds_t = torch.as_tensor(seeds, dtype=torch.int64, device=dev)
     first_t = first if first is not None else truth_rows  # any float64 tensor when unused
     if rows:
         _span_kernel[(rows,)](

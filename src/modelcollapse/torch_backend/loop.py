@@ -148,9 +148,11 @@ class _ChunkLoop:
         rows = runs * n_contexts
         first_row = first_run * n_contexts
         self.alive = np.arange(first_row, first_row + rows)  # global row ids still simulated
-        self.entropy = entropy
-        # The fused route draws by global row id, kept on the device.
+        # The fused route draws by global row id and by generation, both kept on the device.
         self.row_ids = torch.as_tensor(self.alive, device=dev) if fused else None
+        self.seeds = (torch.tensor([generation_seed(entropy, m)
+                                    for m in range(2, n_generations + 1)], dtype=torch.int64,
+                                   device=dev) if fused else None)
         row_context = torch.arange(n_contexts, device=dev).repeat(runs)
         streams = TorchRowStreams(entropy, first_run // RUN_BLOCK,
                                   rows_per_block(runs, n_contexts, first_run), dev)
@@ -227,9 +229,8 @@ class _ChunkLoop:
         .fused), with their collapse and absorption."""
         self.scratch = None  # the kernel counts in registers: no (rows, k) array to carry
         previous = self.history.stored(m - 1)
-        seeds = [generation_seed(self.entropy, g) for g in range(m, last + 1)]
-        span = fused_steps(previous.tokens, self.row_ids, seeds, self.names, self.first,
-                           self.truth.rows)
+        span = fused_steps(previous.tokens, self.row_ids, self.seeds[m - 2:last - 1],
+                           self.names, self.first, self.truth.rows)
         self.history.store(last, TorchModel(span.tokens, span.tokens.shape[1],
                                             previous.n_live))
         self.log.write_span(m, span.metrics)
