@@ -179,7 +179,7 @@ class _ChunkLoop:
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
         self.first_pending = "l1_to_first" in names
-        self.log = _MetricLog(names, first_row, rows, dev, _HostStage(dev))
+        self.log = _MetricLog(store.float_names, first_row, rows, dev, _HostStage(dev))
         self.check_every = CHECK_EVERY[dev.type]
 
     # --- the generation loop ------------------------------------------------------------------
@@ -196,7 +196,7 @@ class _ChunkLoop:
                 if self.first_pending:
                     self._record_first(model)
                 values, dirac = self._metrics(model)
-                self.log.write(m, values)
+                self.log.write(m, {name: value[:, None] for name, value in values.items()})
                 self._advance(m, values["collapsed"], dirac)
             self.bar.update((last - m + 1) * self.alive.size // max(self.n_contexts, 1))
             final = last == self.n_generations
@@ -233,11 +233,11 @@ class _ChunkLoop:
                            self.names, self.first, self.truth.rows)
         self.history.store(last, TorchModel(span.tokens, span.tokens.shape[1],
                                             previous.n_live))
-        self.log.write_span(m, span.metrics)
+        self.log.write(m, span.metrics)
         # Proposition 1: a fully synthetic run is absorbed the generation it collapses, into
         # that Dirac mass, which every later generation of the span reproduced.
         newly = (span.onset >= 0) & ~self.settled
-        onset = (span.onset.to(torch.float64) + m)
+        onset = span.onset.to(torch.float64) + m
         self.collapse_time = torch.where(newly, onset, self.collapse_time)
         self.absorption_time = torch.where(newly, onset, self.absorption_time)
         self.absorbed_token = torch.where(newly, span.dirac, self.absorbed_token)
@@ -350,8 +350,9 @@ class _MetricLog:
 
     def __init__(self, names: Sequence[str], first_row: int, rows: int, dev: torch.device,
                  stage: _HostStage):
+        """``names``: the float metrics, the store's ``float_names`` in their order."""
         self.stage = stage
-        self.names = [name for name in names if name != "collapsed"]
+        self.names = list(names)
         width = max(1, min(64, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
         self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
                                   device=dev)
@@ -375,31 +376,17 @@ class _MetricLog:
         return self.start + self.collapsed.shape[1] - 1
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
-        column = m - self.start
-        if column == 0 and self.position is not None:
-            self._reset_stopped()
-        rows = slice(None) if self.position is None else self.position
-        if self.names:
-            self.values[:, rows, column] = torch.stack([metrics[name] for name in self.names])
-        self.collapsed[rows, column] = metrics["collapsed"]
-        self.count = column + 1
-
-    def write_span(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
-        """Generations m, m + 1, … at once: ``metrics`` hold (rows, steps) each."""
+        """Generations m, m + 1, …: ``metrics`` hold (rows, steps) each."""
         steps = metrics["collapsed"].shape[1]
         columns = slice(m - self.start, m - self.start + steps)
-        if columns.start == 0 and self.position is not None:
-            self._reset_stopped()
+        if columns.start == 0 and self.position is not None:  # a new window: stopped rows first
+            self.values.copy_(self.settled_values[:, :, None].expand_as(self.values))
+            self.collapsed.copy_(self.settled[:, None].expand_as(self.collapsed))
         rows = slice(None) if self.position is None else self.position
         if self.names:
             self.values[:, rows, columns] = torch.stack([metrics[name] for name in self.names])
         self.collapsed[rows, columns] = metrics["collapsed"]
         self.count = columns.stop
-
-    def _reset_stopped(self) -> None:
-        """A new window: the rows that stopped hold their constant metrics throughout."""
-        self.values.copy_(self.settled_values[:, :, None].expand_as(self.values))
-        self.collapsed.copy_(self.settled[:, None].expand_as(self.collapsed))
 
     def settle(self, gone: torch.Tensor, fill: dict[str, torch.Tensor], m: int) -> None:
         """Rows ``gone`` (a mask over the rows still simulated) stopped at generation m with
@@ -421,7 +408,7 @@ class _MetricLog:
         if self.count == 0:
             return
         # Into the store's arrays through torch views: torch copies a strided block on all
-        # cores, numpy on one. The log's names are the store's float names, in order.
+        # cores, numpy on one.
         columns = slice(self.start, self.start + self.count)
         collapsed = torch.from_numpy(store.arrays["collapsed"])[self.rows, columns]
         collapsed.copy_(self.stage.to_host(self.collapsed[:, : self.count]))
