@@ -7,20 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from enumeration import compositions
 from scipy.stats import binom, multinomial
 
 from modelcollapse.distributions import PAPER_FIG2_PAIRS, target_distribution
 from modelcollapse.theory import paper
 from modelcollapse.theory.genealogy import collapse_time_law
-
-
-def compositions(total: int, parts: int) -> list[tuple[int, ...]]:
-    """All count vectors of ``parts`` non-negative ints summing to ``total``."""
-    out = []
-    for cuts in itertools.combinations(range(total + parts - 1), parts - 1):
-        edges = (-1, *cuts, total + parts - 1)
-        out.append(tuple(b - a - 1 for a, b in itertools.pairwise(edges)))
-    return out
 
 
 def exact_fully_sigma(p: np.ndarray, n: int, m_max: int) -> np.ndarray:

@@ -3,11 +3,11 @@ exact enumeration and simulation; the budget (theory.budget)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
+from enumeration import compositions
 from scipy.stats import multinomial
 
 from modelcollapse.distributions import target_distribution, uniform_distribution
@@ -15,14 +15,6 @@ from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import PartiallySynthetic
 from modelcollapse.theory import budget, partial
 from modelcollapse.theory.paper import expected_sigma_partial, log_theorem3_bound
-
-
-def compositions(total: int, parts: int) -> list[tuple[int, ...]]:
-    out = []
-    for cuts in itertools.combinations(range(total + parts - 1), parts - 1):
-        edges = (-1, *cuts, total + parts - 1)
-        out.append(tuple(b - a - 1 for a, b in itertools.pairwise(edges)))
-    return out
 
 
 def enumerate_deviation(p: np.ndarray, N: int, n: int, m: int) -> tuple[float, float]:
