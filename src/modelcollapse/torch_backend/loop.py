@@ -1,17 +1,19 @@
 """The recursive loop (paper §2.2, eq. 5) on torch tensors, on the CPU or a CUDA device.
 
 The same loop as :mod:`modelcollapse.loop` — same scenarios, metrics, stopping rule and
-Result — with every generation kept on the device: metrics go to a device-side log that is
-copied to the host every few dozen generations, and the host looks at the device only at
-check generations (every ``CHECK_EVERY`` generations), to drop absorbed runs. A run absorbed
-between checks keeps being simulated as the Dirac mass it is, which is exact: its metrics
-are those of the Dirac mass, and its outcomes were recorded when it was absorbed.
+Result — with every generation kept on the device: metrics go to a device-side log whose
+windows of generations a worker thread copies into the host's result arrays while the device
+runs the next ones, and the host looks at the device only at check generations (every
+``CHECK_EVERY`` generations), to drop absorbed runs. A run absorbed between checks keeps
+being simulated as the Dirac mass it is, which is exact: its metrics are those of the Dirac
+mass, and its outcomes were recorded when it was absorbed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -39,6 +41,10 @@ CHECK_EVERY = {"cpu": 8, "cuda": 8}
 #: "auto" holds models as counts once a draw exceeds this many times the number of
 #: binomials a tree draw costs (k − 1, k padded to a power of two), per device type.
 COUNTS_RATIO = {"cpu": 8.0, "cuda": 8.0}
+#: Generations per window of the metric log. The host copies a window while the device runs
+#: the next, except the last window, which the Result waits for: short windows keep that tail
+#: short; a span of the fused route ends at a window's end, so a window holds several checks.
+LOG_WIDTH = 32
 #: Device memory for the metric log, in float64 values (256 MiB).
 _LOG_VALUES = 1 << 25
 #: On the fused route a check drops the absorbed runs (compacting every per-row array) once
@@ -95,13 +101,18 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     store = _Store(n_runs * n_contexts, n_generations, names, full=_host_full)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
+    copier = _HostCopier(dev)
     start = time.perf_counter()
-    for first_run in range(0, n_runs, chunk):
-        runs = min(chunk, n_runs - first_run)
-        chunk_loop = _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy,
-                                names, use_counts, fused_route, dev, store, bar)
-        chunk_loop.run(stop_when_absorbed)
-    bar.close()
+    try:
+        for first_run in range(0, n_runs, chunk):
+            runs = min(chunk, n_runs - first_run)
+            chunk_loop = _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy,
+                                    names, use_counts, fused_route, dev, store, copier, bar)
+            chunk_loop.run(stop_when_absorbed)
+        copier.finish()
+    finally:
+        copier.close()
+        bar.close()
     looped = time.perf_counter()
     result = build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
                           names, scenario=scenario, entropy=entropy, spec=spec)
@@ -141,7 +152,7 @@ class _ChunkLoop:
     """One chunk of runs: the state on the device and the generation loop."""
 
     def __init__(self, p_live, scenario, first_run, runs, n_generations, entropy, names,
-                 use_counts, fused, dev, store, bar):
+                 use_counts, fused, dev, store, copier, bar):
         n_contexts, k = p_live.shape
         self.scenario, self.names, self.store, self.bar = scenario, names, store, bar
         self.n_contexts, self.n_generations, self.dev = n_contexts, n_generations, dev
@@ -179,7 +190,7 @@ class _ChunkLoop:
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
         self.first_pending = "l1_to_first" in names
-        self.log = _MetricLog(store.float_names, first_row, rows, dev, _HostStage(dev))
+        self.log = _MetricLog(store.float_names, first_row, rows, dev, copier)
         self.check_every = CHECK_EVERY[dev.type]
 
     # --- the generation loop ------------------------------------------------------------------
@@ -316,25 +327,69 @@ def _host_full(shape: tuple[int, ...], value: float) -> np.ndarray:
     return torch.full(shape, value, dtype=torch.float64).numpy()
 
 
-class _HostStage:
-    """Page-locked host memory that device results are copied through: a copy from the
-    device into ordinary (pageable) memory goes through a driver bounce buffer at a fraction
-    of the bus speed. One buffer per chunk, grown when needed; on a CPU nothing is staged."""
+class _HostCopier:
+    """Copies device results into the host store without holding up the generation loop.
+
+    A copy goes in two legs. Device → staging buffer is queued behind the work that wrote the
+    values; on CUDA the buffer is page-locked (from pageable memory the driver copies through
+    a bounce buffer at a fraction of the bus speed, and waits). Staging buffer → store runs on
+    a worker thread while the loop launches the next generations: on a GPU the host would
+    otherwise copy hundreds of megabytes while the device sits idle. One copy is in flight at
+    a time; the next waits for it, and so does :meth:`finish`, which also raises what went
+    wrong in it. The store's rows and generations a copy writes are written by nothing else.
+    """
+
+    #: Byte alignment of each tensor in the staging buffer (a float64 view needs 8).
+    ALIGN = 64
 
     def __init__(self, dev: torch.device):
+        self.dev = dev
         self.pinned = dev.type == "cuda"
         self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcollapse-copy")
+        self.in_flight: Future | None = None
 
-    def to_host(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` on the host (on CUDA a view of the stage, valid until the next call)."""
-        if not self.pinned:
-            return values.cpu()
-        nbytes = values.numel() * values.element_size()
-        if nbytes > self.buffer.numel():
-            self.buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-        host = self.buffer[:nbytes].view(values.dtype).view(values.shape)
-        host.copy_(values)
-        return host
+    def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Copy each device tensor into its host tensor of the same shape (a view of the
+        store); returns once the copies are queued."""
+        self.finish()  # the staging buffer is free again
+        sizes = [-(-src.numel() * src.element_size() // self.ALIGN) * self.ALIGN
+                 for src, _ in pairs]
+        if sum(sizes) > self.buffer.numel():
+            self.buffer = torch.empty(sum(sizes), dtype=torch.uint8, pin_memory=self.pinned)
+        staged, offset = [], 0
+        for (source, target), size in zip(pairs, sizes):
+            nbytes = source.numel() * source.element_size()
+            stage = self.buffer[offset:offset + nbytes].view(source.dtype).view(source.shape)
+            stage.copy_(source, non_blocking=self.pinned)
+            staged.append((stage, target))
+            offset += size
+        copied = None
+        if self.pinned:
+            copied = torch.cuda.Event()
+            copied.record(torch.cuda.current_stream(self.dev))
+        self.in_flight = self.worker.submit(_deliver, staged, copied)
+
+    def finish(self) -> None:
+        """Wait for the copy in flight, if any."""
+        in_flight, self.in_flight = self.in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self.worker.shutdown()
+
+
+def _deliver(staged: list[tuple[torch.Tensor, torch.Tensor]], copied) -> None:
+    """The worker's leg: once the device has filled the staging buffer, into the store
+    (torch copies a strided block on every core, and lets go of the interpreter meanwhile)."""
+    if copied is not None:
+        copied.synchronize()
+    for stage, target in staged:
+        target.copy_(stage)
 
 
 class _MetricLog:
@@ -349,11 +404,11 @@ class _MetricLog:
     """
 
     def __init__(self, names: Sequence[str], first_row: int, rows: int, dev: torch.device,
-                 stage: _HostStage):
+                 copier: _HostCopier):
         """``names``: the float metrics, the store's ``float_names`` in their order."""
-        self.stage = stage
+        self.copier = copier
         self.names = list(names)
-        width = max(1, min(64, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
+        width = max(1, min(LOG_WIDTH, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
         self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
                                   device=dev)
         self.collapsed = torch.empty((rows, width), dtype=torch.bool, device=dev)
@@ -404,15 +459,15 @@ class _MetricLog:
         self.position = position[~gone]
 
     def flush(self, store: _Store) -> None:
-        """Copy the logged generations to the host store and empty the log."""
+        """Send the logged generations to the host store (see :class:`_HostCopier`) and
+        empty the log."""
         if self.count == 0:
             return
-        # Into the store's arrays through torch views: torch copies a strided block on all
-        # cores, numpy on one.
         columns = slice(self.start, self.start + self.count)
-        collapsed = torch.from_numpy(store.arrays["collapsed"])[self.rows, columns]
-        collapsed.copy_(self.stage.to_host(self.collapsed[:, : self.count]))
+        pairs = [(self.collapsed[:, : self.count],
+                  torch.from_numpy(store.arrays["collapsed"])[self.rows, columns])]
         if self.names:
-            table = torch.from_numpy(store.table)[:, self.rows, columns]
-            table.copy_(self.stage.to_host(self.values[:, :, : self.count]))
+            pairs.append((self.values[:, :, : self.count],
+                          torch.from_numpy(store.table)[:, self.rows, columns]))
+        self.copier.send(pairs)
         self.start, self.count = columns.stop, 0

@@ -1,0 +1,91 @@
+"""The torch loop's copies of device results into the host store, made on a worker thread.
+
+They must deliver every value to its place whatever the layout, never let a later copy
+overwrite a staged one before it is delivered, and surface a failure in the worker as an
+error of the run, with the worker gone afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from modelcollapse.distributions import target_distribution  # noqa: E402
+from modelcollapse.metrics import resolve_metrics  # noqa: E402
+from modelcollapse.scenarios import FullySynthetic, MostRecent  # noqa: E402
+from modelcollapse.torch_backend import loop as torch_loop  # noqa: E402
+from modelcollapse.torch_backend import run_loop_torch  # noqa: E402
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
+def _copier_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("modelcollapse-copy")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_strided_blocks_of_mixed_types_land_in_place(device):
+    """A bool block and a float64 block, both column slices of wider device arrays, into
+    column slices of wider host arrays; later sends reuse the staging buffer without
+    disturbing what earlier ones delivered."""
+    gen = torch.Generator().manual_seed(0)
+    flags_host = np.zeros((5, 12), dtype=bool)
+    table_host = np.full((2, 5, 12), np.nan)
+    copier = torch_loop._HostCopier(torch.device(device))
+    try:
+        expected_flags, expected_table = flags_host.copy(), table_host.copy()
+        for start, width in ((0, 3), (3, 4), (7, 5)):
+            flags = torch.rand((5, 6), generator=gen) < 0.5
+            table = torch.rand((2, 5, 6), generator=gen, dtype=torch.float64)
+            columns = slice(start, start + width)
+            copier.send([(flags.to(device)[:, :width],
+                          torch.from_numpy(flags_host)[:, columns]),
+                         (table.to(device)[:, :, :width],
+                          torch.from_numpy(table_host)[:, :, columns])])
+            expected_flags[:, columns] = flags[:, :width].numpy()
+            expected_table[:, :, columns] = table[:, :, :width].numpy()
+        copier.finish()
+    finally:
+        copier.close()
+    np.testing.assert_array_equal(flags_host, expected_flags)
+    np.testing.assert_array_equal(table_host, expected_table)
+    assert not _copier_threads()
+
+
+def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch):
+    """An error on the worker thread reaches the caller of the loop, which leaves no worker
+    behind."""
+    def broken(staged, copied):
+        raise OSError("the host store cannot be written")
+
+    monkeypatch.setattr(torch_loop, "_deliver", broken)
+    p0 = target_distribution(30, 20, 0.1, seed=0)[None]
+    with pytest.raises(OSError, match="host store"):
+        run_loop_torch(p0, FullySynthetic(8), n_runs=20, n_generations=5, entropy=1,
+                       names=resolve_metrics(None), progress=False)
+    assert not _copier_threads()
+
+
+@pytest.mark.parametrize("scenario", [FullySynthetic(6), MostRecent(6, 2)],
+                         ids=lambda s: s.describe())
+def test_log_window_width_changes_no_value(scenario, monkeypatch):
+    """Windows of 1, 3 and 32 generations (one copy per generation, copies in flight while
+    runs are dropped, one copy for the whole run) give the same Result."""
+    p0 = target_distribution(30, 12, 0.15, seed=2)[None]
+    results = []
+    for width in (1, 3, 32):
+        monkeypatch.setattr(torch_loop, "LOG_WIDTH", width)
+        res = run_loop_torch(p0, scenario, n_runs=60, n_generations=17, entropy=5,
+                             names=resolve_metrics(None), progress=False)
+        results.append(res)
+    assert np.isfinite(results[0].data["absorption_time"].values).any()
+    for other in results[1:]:
+        for name in results[0].data.data_vars:
+            np.testing.assert_array_equal(results[0].data[name].values,
+                                          other.data[name].values)
