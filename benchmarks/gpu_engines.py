@@ -21,7 +21,9 @@ Measured in this order, each in its own guard (a failure is recorded and the res
   3. raw generator throughput: torch Philox on the GPU, numpy PCG64DXSM on the CPU;
   4. torch-cuda, goal case, G = 1000 (most runs absorbed by then: see "alive");
   5. torch-cuda, goal case, every metric, G = 100;
-  6. torch-cuda, partially synthetic N = 100, n = 100 (never absorbs), G = 200;
+  6. torch-cuda, partially synthetic N = 100, n = 100 (never absorbs), G = 200, on the route
+     the engine picks (fused: models of n + N = 200 ≤ 256 tokens) and on the generic route
+     (sanity: mean σ_m against Theorem 2 eq. 9);
   7. n = 1000, support 52, runs = 10^5, G = 10: token draws against binomial-tree counts.
 Writes gpu_engines.json and prints a table.
 """
@@ -45,6 +47,7 @@ from modelcollapse.distributions import target_distribution
 from modelcollapse.loop import run_loop
 from modelcollapse.metrics import resolve_metrics
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
+from modelcollapse.theory.paper import expected_sigma_fully, expected_sigma_partial
 from modelcollapse.torch_backend import run_loop_torch
 
 RUNS, N_SAMPLES, VOCAB, SUPPORT = 100_000, 100, 600, 600
@@ -89,18 +92,23 @@ def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="au
            "wall_s": wall, "loop_s": timings["loop_s"], "trials": trials,
            "rate_wall": trials / wall, "rate_loop": trials / timings["loop_s"],
            "alive": float(lived.mean() / generations)}
+    s0 = float(np.sum(p0 ** 2))
     if isinstance(scenario, FullySynthetic):
-        row["eq6_max_abs_z"] = theorem1_max_z(res, scenario.n, float(np.sum(p0 ** 2)))
+        row["eq6_max_abs_z"] = theory_max_z(res, lambda m: expected_sigma_fully(s0, scenario.n, m))
+    elif isinstance(scenario, PartiallySynthetic):
+        row["eq9_max_abs_z"] = theory_max_z(
+            res, lambda m: expected_sigma_partial(s0, scenario.n, scenario.N, m))
     return row
 
 
-def theorem1_max_z(res, n: int, s0: float, last: int = 300) -> float:
-    """Largest |z| of mean σ_m against eq. 6 over m = 1 … min(G, last), where the standard
-    error is positive (once every run has collapsed, σ_m = 1 exactly)."""
+def theory_max_z(res, expected, last: int = 300) -> float:
+    """Largest |z| of mean σ_m against ``expected(m)`` (Theorem 1 eq. 6 or Theorem 2 eq. 9)
+    over m = 1 … min(G, last), where the standard error is positive (once every run has
+    collapsed, σ_m = 1 exactly)."""
     mean, se = res.mean("sigma")
-    m = np.arange(mean.size)
-    z = (mean - (1 - (1 - 1 / n) ** m * (1 - s0))) / np.where(se > 0, se, np.nan)
-    return float(np.nanmax(np.abs(z[1 : last + 1])))
+    m = np.arange(1, min(mean.size, last + 1))
+    z = (mean[m] - np.array([expected(int(g)) for g in m])) / np.where(se[m] > 0, se[m], np.nan)
+    return float(np.nanmax(np.abs(z)))
 
 
 def _sync(device: str) -> None:
@@ -190,8 +198,11 @@ def main(argv: list[str] | None = None) -> dict:
     step("rng", lambda: rng_rates(device))
     step("torch G=1000", lambda: run_torch(p0, full, runs, 1000, device))
     step("torch G=100 all metrics", lambda: run_torch(p0, full, runs, 100, device, metrics=None))
+    partial = PartiallySynthetic(N_SAMPLES, 100)
     step("torch partially-synthetic N=100 G=200",
-         lambda: run_torch(p0, PartiallySynthetic(N_SAMPLES, 100), runs, 200, device))
+         lambda: run_torch(p0, partial, runs, 200, device))
+    step("torch partially-synthetic N=100 G=200 generic route",
+         lambda: run_torch(p0, partial, runs, 200, device, fused=False))
     for mode in ("tokens", "counts"):
         step(f"torch n=1000 support=52 G=10 {mode}",
              lambda mode=mode: run_torch(p0_52, FullySynthetic(1000), runs, 10, device,
@@ -282,17 +293,17 @@ def _numpy_row(p0, runs: int, generations: int) -> dict:
 def _print_table(report: dict) -> None:
     res = report["results"]
     hardware = report["machine"].get("gpu", report["machine"]["cpu"])
-    hardware = report["machine"].get("gpu", report["machine"]["cpu"])
     print(f"\ndevice: {report['device']} ({hardware})")
-    print(f"{'case':42} {'wall s':>8} {'trials/s wall':>14} {'trials/s loop':>14} "
-          f"{'alive':>6} {'eq.6 max|z|':>11}")
+    print(f"{'case':52} {'wall s':>8} {'trials/s wall':>14} {'trials/s loop':>14} "
+          f"{'alive':>6} {'eq.6/9 max|z|':>13}")
     for name, row in res.items():
         if not isinstance(row, dict) or "rate_wall" not in row:
             continue
-        z = f"{row['eq6_max_abs_z']:11.1f}" if "eq6_max_abs_z" in row else f"{'':11}"
+        z = row.get("eq6_max_abs_z", row.get("eq9_max_abs_z"))
+        z = f"{z:13.1f}" if z is not None else f"{'':13}"
         loop = f"{row['rate_loop']:14.3g}" if "rate_loop" in row else f"{'':14}"
         alive = f"{row['alive']:6.0%}" if "alive" in row else f"{'':6}"
-        print(f"{name:42} {row['wall_s']:8.2f} {row['rate_wall']:14.3g} {loop} {alive} {z}")
+        print(f"{name:52} {row['wall_s']:8.2f} {row['rate_wall']:14.3g} {loop} {alive} {z}")
     ratios = {}
     if "numpy cpu G=20" in res:
         base = res["numpy cpu G=20"]["rate_wall"]

@@ -1,4 +1,5 @@
-"""The fused spans of the fully synthetic loop (torch_backend.fused) against independent truth.
+"""The fused spans of the fully and partially synthetic loops (torch_backend.fused) against
+independent truth.
 
 Without a CUDA device the kernel runs in Triton's interpreter (conftest sets it up), which
 executes the same kernel source on CPU tensors, one program at a time: slow, so the cases are
@@ -6,8 +7,8 @@ small. With a device the compiled kernel is checked, and the ``cuda`` cases run 
 
 Truth: the sparse metric route (itself checked against the metric definitions in
 test_torch_backend), the uniform law of the positions (chi-square), one launch per generation
-for a span, Theorem 1 eq. 6 (written out again here), and the absorbing property of collapse
-(Proposition 1).
+for a span, Theorem 1 eq. 6 (written out again here), Theorem 2 eq. 9, the absorbing property
+of collapse (Proposition 1), and the numpy engine in distribution.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from scipy import stats
 torch = pytest.importorskip("torch")
 
 from modelcollapse.metrics import resolve_metrics  # noqa: E402
-from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic  # noqa: E402
+from modelcollapse.scenarios import FullySynthetic, MostRecent, PartiallySynthetic  # noqa: E402
+from modelcollapse.theory.paper import expected_sigma_partial  # noqa: E402
 from modelcollapse.torch_backend import fused, run_loop_torch  # noqa: E402
 from modelcollapse.torch_backend.metrics import CountScratch, Truth, sparse_metrics  # noqa: E402
 
@@ -70,6 +72,36 @@ def test_step_gives_the_sparse_metrics_of_its_draws(n, contexts, names):
     assert torch.equal(dirac, want_dirac)
 
 
+@pytest.mark.parametrize("previous, draws, real", [(6, 9, 6), (15, 9, 6), (3, 1, 2),
+                                                   (30, 20, 100)],
+                         ids=["from-the-corpus", "from-corpus-and-draws", "one-draw", "wide"])
+def test_partial_step_keeps_the_corpus_and_gives_the_sparse_metrics(previous, draws, real):
+    """A model of ``draws`` tokens of the one before (of ``previous`` tokens: at m = 2 the
+    corpus alone) and the corpus after them; its metrics are those of all its tokens."""
+    rows, k = 12, 9
+    tokens, first, truth = _random_case(rows, previous, k, 2, seed=previous + draws)
+    corpus = torch.randint(0, k, (rows, real), generator=torch.Generator().manual_seed(1))
+    corpus[1] = k - 1  # row 1: the model before and the corpus are the same Dirac mass
+    corpus = corpus.to(DEVICE)
+    row_ids = torch.arange(rows, device=DEVICE)
+    span = fused.fused_steps(tokens, row_ids, [fused.generation_seed(3, 2)], ALL, first,
+                             truth.rows, corpus=corpus, draws=draws)
+    new = span.tokens
+    assert new.shape == (rows, draws + real)
+    assert torch.equal(new[:, draws:], corpus)
+    for old_row, new_row in zip(tokens.tolist(), new[:, :draws].tolist()):
+        assert set(new_row) <= set(old_row)
+    assert new[1].eq(k - 1).all() and span.dirac[1] == k - 1
+    want, want_dirac = sparse_metrics(new, CountScratch(rows, k, DEVICE), first, truth, ALL)
+    for name, value in want.items():
+        got = span.metrics[name][:, 0]
+        if name == "collapsed":
+            assert torch.equal(got, value)
+        else:
+            np.testing.assert_allclose(got.cpu(), value.cpu(), rtol=0, atol=1e-12)
+    assert torch.equal(span.dirac, want_dirac)
+
+
 def test_positions_are_uniform():
     """With distinct tokens 0 … n−1 a draw shows its position; over rows and draws the
     positions are uniform (chi-square), and draw 0 of each row alone is too."""
@@ -83,6 +115,13 @@ def test_positions_are_uniform():
     assert stats.chisquare(counts).pvalue > P_MIN
     per_row_first = np.bincount(new[:, 0].cpu().numpy(), minlength=n)
     assert stats.chisquare(per_row_first).pvalue > P_MIN
+    # Fewer draws than the model has tokens, a corpus after them: still uniform over all n.
+    corpus = torch.full((rows, 50), n, device=DEVICE)
+    partial = fused.fused_steps(tokens, row_ids, [fused.generation_seed(7, 3)], ("sigma",),
+                                None, torch.full((1, n + 1), 1.0 / (n + 1), dtype=torch.float64,
+                                                 device=DEVICE), corpus=corpus, draws=30)
+    counts = np.bincount(partial.tokens[:, :30].cpu().numpy().ravel(), minlength=n)
+    assert counts.size == n and stats.chisquare(counts).pvalue > P_MIN
 
 
 def test_draws_depend_only_on_seed_and_global_row():
@@ -102,18 +141,29 @@ def test_draws_depend_only_on_seed_and_global_row():
     assert not torch.equal(other.tokens, whole.tokens)
 
 
-def test_a_span_equals_its_generations_one_at_a_time():
+@pytest.mark.parametrize("real", [0, 2], ids=["fully", "partially"])
+def test_a_span_equals_its_generations_one_at_a_time(real):
     """Several generations in one launch give exactly the tokens and metrics of one launch
-    per generation, and report where each row first collapsed. On CUDA this checks that a
-    program reads back the tokens all its threads wrote (the barrier between steps)."""
+    per generation, and report where each row first collapsed; with a corpus, the first
+    step draws from the corpus alone (m = 2) and the later ones from corpus and draws. On
+    CUDA this checks that a program reads back the tokens all its threads wrote (the barrier
+    between steps)."""
     rows, n, k, steps = 24, 6, 3, 7
     tokens, first, truth = _random_case(rows, n, k, 2, seed=8)
+    corpus = None
+    if real:
+        # Most rows' corpus is one token twice, so that some models collapse.
+        corpus = torch.randint(0, k, (rows, 1), device=DEVICE).repeat(1, real)
+        corpus[::5, 0] = (corpus[::5, 1] + 1) % k
+        tokens = corpus
     row_ids = torch.arange(rows, device=DEVICE) * 3 + 1
     seeds = [fused.generation_seed(4, m) for m in range(2, 2 + steps)]
-    span = fused.fused_steps(tokens, row_ids, seeds, ALL, first, truth.rows)
+    span = fused.fused_steps(tokens, row_ids, seeds, ALL, first, truth.rows, corpus=corpus,
+                             draws=n)
     current, onset = tokens, torch.full((rows,), -1, dtype=torch.int32, device=DEVICE)
     for s, seed in enumerate(seeds):
-        one = fused.fused_steps(current, row_ids, [seed], ALL, first, truth.rows)
+        one = fused.fused_steps(current, row_ids, [seed], ALL, first, truth.rows,
+                                corpus=corpus, draws=n)
         for name, value in one.metrics.items():
             assert torch.equal(span.metrics[name][:, s], value[:, 0]), (name, s)
         onset = torch.where((onset < 0) & one.metrics["collapsed"][:, 0], s, onset)
@@ -171,6 +221,39 @@ def test_fused_collapse_times_and_sigma_match_the_numpy_engine(p0_small):
     assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN
 
 
+def test_fused_partially_synthetic_loop_follows_theorem2_and_numpy(p0_small):
+    """The partially synthetic loop on the fused route: mean σ_m against Theorem 2 eq. 9
+    (|z| < 4), and σ_3 and σ_12 against the numpy engine by two-sample chi-square. Models
+    are n + N = 7 tokens: the fixed corpus of N = 3 and n = 4 draws (at m = 2 from the
+    corpus alone)."""
+    from modelcollapse.loop import run_loop
+
+    n, N, runs, generations = 4, 3, 300 if not CUDA else 20_000, 12
+    scenario = PartiallySynthetic(n, N)
+    fused_result = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=runs,
+                                  n_generations=generations, entropy=6,
+                                  names=("sigma", "collapsed"), device=DEVICE, fused=True)
+    assert fused_result.data.attrs["route"] == "fused"
+    mean, se = fused_result.mean("sigma")
+    s0 = float(np.sum(p0_small ** 2))
+    for m in range(1, generations + 1):
+        z = (mean[m] - expected_sigma_partial(s0, n, N, m)) / se[m]
+        assert abs(z) < Z_MAX, (m, mean[m], z)
+    numpy_result = run_loop(p0_small, scenario, n_runs=runs, n_generations=generations,
+                            seed=9, metrics=("sigma",))
+    for m in (3, generations):
+        sigma_fused = fused_result.data["sigma"].values.reshape(runs, -1)[:, m]
+        sigma_numpy = numpy_result.data["sigma"].values.reshape(runs, -1)[:, m]
+        assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN, m
+    # A model is a Dirac mass exactly when its corpus is, from generation 1 on; no run
+    # is absorbed, as the corpus is never a Dirac mass of p(0) (whose support is 5).
+    collapsed = fused_result.data["collapsed"].values.reshape(runs, -1)
+    assert np.all(collapsed[:, 1:] == collapsed[:, 1:2])
+    times = fused_result.data["collapse_time"].values.ravel()
+    np.testing.assert_array_equal(times, np.where(collapsed[:, 1], 1.0, np.nan))
+    assert np.isnan(fused_result.data["absorption_time"].values).all()
+
+
 def _two_sample_chi2(a: np.ndarray, b: np.ndarray) -> float:
     """p-value that two samples of a discrete variable share one law (chi-square on the
     pooled values' table, values seen fewer than 5 times pooled into one cell)."""
@@ -223,6 +306,26 @@ def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, sh
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
 
 
+def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatch):
+    """With a corpus only a context whose p(0) is a Dirac mass settles (at generation 1, into
+    that token); dropping those runs changes no value."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
+    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
+    p0 = np.stack([np.eye(p0_small.size)[3], p0_small])
+    results = [run_loop_torch(p0, PartiallySynthetic(3, 2), n_runs=20, n_generations=7,
+                              entropy=8, names=ALL, device=DEVICE, fused=True,
+                              stop_when_absorbed=stop) for stop in (False, True)]
+    for name in results[0].data.data_vars:
+        np.testing.assert_array_equal(results[0].data[name].values, results[1].data[name].values)
+    data = results[1].data
+    assert np.all(data["absorption_time"].values[:, 0] == 1)
+    assert np.all(data["absorbed_token"].values[:, 0] == 3)
+    assert np.isnan(data["absorption_time"].values[:, 1]).all()
+    assert np.all(data["sigma"].values[:, 0, 1:] == 1.0)
+
+
 def test_a_span_keeps_only_the_model_it_ends_with(p0_small):
     """The history lets go of every model no later generation trains on, also when spans
     store one model per several generations."""
@@ -249,12 +352,11 @@ def test_generic_route_without_fused(p0_small):
 
 def test_fused_argument_is_validated(p0_small):
     p0 = np.atleast_2d(p0_small)
-    with pytest.raises(ValueError, match="fully synthetic"):
-        run_loop_torch(p0, PartiallySynthetic(5, 10), n_runs=4, n_generations=2, entropy=0,
-                       names=ALL, device=DEVICE, fused=True)
-    with pytest.raises(ValueError, match="fully synthetic"):
-        run_loop_torch(p0, FullySynthetic(fused.MAX_N + 1), n_runs=4, n_generations=2,
-                       entropy=0, names=ALL, device=DEVICE, fused=True)
+    for scenario in (MostRecent(5, 2), FullySynthetic(fused.MAX_N + 1),
+                     PartiallySynthetic(fused.MAX_N - 9, 10)):
+        with pytest.raises(ValueError, match="fully and partially synthetic"):
+            run_loop_torch(p0, scenario, n_runs=4, n_generations=2, entropy=0, names=ALL,
+                           device=DEVICE, fused=True)
     with pytest.raises(ValueError, match="as counts"):
         run_loop_torch(p0, FullySynthetic(5), n_runs=4, n_generations=2, entropy=0,
                        names=ALL, device=DEVICE, fused=True, mode="counts")
@@ -262,7 +364,9 @@ def test_fused_argument_is_validated(p0_small):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
-def test_cuda_picks_the_fused_route(p0_small):
-    res = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(5), n_runs=10,
-                         n_generations=3, entropy=5, names=ALL, device="cuda")
+@pytest.mark.parametrize("scenario", [FullySynthetic(5), PartiallySynthetic(4, 3)],
+                         ids=lambda s: s.describe())
+def test_cuda_picks_the_fused_route(p0_small, scenario):
+    res = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=10, n_generations=3,
+                         entropy=5, names=ALL, device="cuda")
     assert res.data.attrs["route"] == "fused"

@@ -1,15 +1,19 @@
-"""Spans of the fully synthetic loop (§2.2), several generations per Triton kernel, for CUDA.
+"""Spans of the fully and partially synthetic loops (§2.2), several generations per Triton
+kernel, for CUDA.
 
-From m = 2 on, model m − 1 of the fully synthetic loop is the empirical distribution of its
-n training tokens x (eq. 2), so model m's tokens are x'_j = x_{I_j} with I_j uniform on
-{0, …, n − 1}, and its metrics follow from the multiplicities g_j = #{i : x'_i = x'_j}
-(the sparse route of :mod:`modelcollapse.torch_backend.metrics`). The generic route does
-each generation in some thirty tensor operations, each a pass over rows × n values in device
-memory, launched from the host. Here one program per row runs a whole span of generations:
-each draws x', writes it, counts by comparing all pairs (n ≤ :data:`MAX_N`, so at most 65,536
-comparisons, CHUNK columns at a time, the columns read back from the tokens just written)
-and writes the metrics; the next generation draws from those tokens. A row's generations
-depend on nothing else, so the host sees the device once per span, not once per generation.
+From m = 2 on, model m − 1 is the empirical distribution of its training tokens x (eq. 2),
+|x| = s. In the fully synthetic loop model m trains on n draws from it, x'_j = x_{I_j} with
+I_j uniform on {0, …, s − 1}; in the partially synthetic loop on the same fixed real corpus
+of N tokens plus n such draws (s = N at m = 2, N + n after). Model m's metrics follow from
+the multiplicities g_j = #{i : x'_i = x'_j} over its n + N tokens (the sparse route of
+:mod:`modelcollapse.torch_backend.metrics`). The generic route does each generation in some
+thirty tensor operations, each a pass over rows × n values in device memory, launched from
+the host. Here one program per row runs a whole span of generations: each draws the n
+tokens, writes them and the corpus after them (held in registers for the span), counts by
+comparing all pairs (n + N ≤ :data:`MAX_N`, so at most 65,536 comparisons, CHUNK columns at
+a time, the columns read back from the tokens just written) and writes the metrics; the next
+generation draws from those tokens. A row's generations depend on nothing else, so the host
+sees the device once per span, not once per generation.
 
 Random numbers: Philox4x32-10 (Triton's ``randint4x``) with key = the 64-bit seed of
 ``SeedSequence(entropy, spawn_key=(1, m))`` for generation m and counter = global row · 256
@@ -33,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..scenarios import FullySynthetic, Scenario
+from ..scenarios import FullySynthetic, PartiallySynthetic, Scenario
 
 try:  # Triton ships with CUDA builds of PyTorch; CPU builds run the generic route.
     import triton
@@ -42,9 +46,10 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
 
 __all__ = ["MAX_N", "METRICS", "Span", "available", "fused_steps", "generation_seed",
-           "use_fused"]
+           "model_size", "use_fused"]
 
-#: Largest n the kernel takes: its pairwise count holds next_pow2(n)² comparisons.
+#: Largest model (n + N tokens) the kernel takes: its pairwise count holds next_pow2(n + N)²
+#: comparisons.
 MAX_N = 256
 #: Metrics the kernel computes, in the order of its output rows.
 METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
@@ -56,7 +61,8 @@ _CHUNK = 8
 NUM_WARPS = 1
 #: Spawn-key stream of the per-generation Philox keys (stream 0 is the run blocks').
 _KEY_STREAM = 1
-#: Counter stride per row: draw j < MAX_N of a row has counter row · ROW_STRIDE + j.
+#: Counter stride per row: the pair of draws 2i, 2i + 1 of a row has counter row · ROW_STRIDE
+#: + i, i < MAX_N / 2.
 ROW_STRIDE = 256
 
 
@@ -82,21 +88,32 @@ def available(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and interpreted())
 
 
+def model_size(scenario: Scenario) -> int | None:
+    """Tokens per model the kernel would hold for ``scenario`` (n, or n + N), None when it
+    does not run that scenario."""
+    if type(scenario) is FullySynthetic:
+        return scenario.n
+    if type(scenario) is PartiallySynthetic:
+        return scenario.n + scenario.N
+    return None
+
+
 def use_fused(fused: bool | None, scenario: Scenario, names: Sequence[str], use_counts: bool,
               device: torch.device) -> bool:
     """Resolve the ``fused`` argument of the torch loop: None picks the kernel wherever it
     applies and runs natively (CUDA); True insists on it; False never uses it."""
-    applies = (type(scenario) is FullySynthetic and not use_counts
-               and scenario.n <= MAX_N and set(names) <= {*METRICS, "collapsed"})
+    size = model_size(scenario)
+    applies = (size is not None and size <= MAX_N and not use_counts
+               and set(names) <= {*METRICS, "collapsed"})
     if fused is None:
         return applies and device.type == "cuda" and available(device)
     if not fused:
         return False
     if not applies:
         raise ValueError(f"The 'fused' parameter is True, but the fused kernel covers the fully "
-                         f"synthetic loop with n ≤ {MAX_N} in the tokens representation only; "
-                         f"got {scenario.describe()}"
-                         + (" as counts." if use_counts else "."))
+                         f"and partially synthetic loops with models of at most {MAX_N} "
+                         f"tokens (n, or n + N), in the tokens representation; got "
+                         f"{scenario.describe()}" + (" as counts." if use_counts else "."))
     if not available(device):
         raise ValueError(f"The 'fused' parameter is True, but the fused kernel needs Triton and "
                          f"a CUDA device (or TRITON_INTERPRET=1 on a CPU); device is "
@@ -112,42 +129,55 @@ def generation_seed(entropy: int, m: int) -> int:
 
 def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor,
                 seeds: Sequence[int] | torch.Tensor, names: Sequence[str],
-                first: torch.Tensor | None, truth_rows: torch.Tensor,
+                first: torch.Tensor | None, truth_rows: torch.Tensor, *,
+                corpus: torch.Tensor | None = None, draws: int | None = None,
                 num_warps: int = NUM_WARPS) -> Span:
-    """``len(seeds)`` generations of the fully synthetic loop for every row, in one launch.
+    """``len(seeds)`` generations for every row, in one launch: each model trains on
+    ``draws`` tokens of the one before (all of ``tokens``' width when not given), after the
+    fixed ``corpus`` (rows, N) int64 when given (the partially synthetic loop).
 
-    ``tokens`` (rows, n) int64 are the training tokens of the model before the span;
+    ``tokens`` (rows, s) int64 are the training tokens of the model before the span;
     ``row_ids`` (rows,) int64 the global row of each; ``seeds`` the Philox key of each
     generation (:func:`generation_seed`), best as an int64 tensor on the device already (a
     list is copied there, which waits for the device); ``first`` (rows, k) float64 p(1) (needed for
     l1_to_first); ``truth_rows`` p(0) as :class:`.metrics.Truth` holds it, float64 (1, k)
     shared by every row or (rows, k). Each step's metrics are the values
-    :func:`.metrics.sparse_metrics` gives for that step's tokens.
+    :func:`.metrics.sparse_metrics` gives for that step's tokens, the last step's tokens the
+    draws followed by the corpus.
     """
-    rows, n = tokens.shape
-    if n > MAX_N:
-        raise ValueError(f"The fused kernel takes n ≤ {MAX_N} tokens per model; got {n}.")
+    rows, previous = tokens.shape
+    draws = previous if draws is None else draws
+    real = 0 if corpus is None else corpus.shape[1]
+    size = draws + real
+    if size > MAX_N:
+        raise ValueError(f"The fused kernel takes models of at most {MAX_N} tokens; got "
+                         f"{draws} draws + {real} real tokens.")
+    if draws < 1 or previous < 1:
+        raise ValueError(f"A model needs at least one draw from a model of at least one "
+                         f"token; got {draws} draws from {previous}.")
     if len(seeds) == 0:
         raise ValueError("A span needs at least one generation (one seed).")
     want = {name: name in names for name in METRICS}
     if want["l1_to_first"] and first is None:
         raise ValueError("l1_to_first needs p(1).")
     dev, steps = tokens.device, len(seeds)
-    block = max(16, 1 << (n - 1).bit_length())
+    block = max(16, 1 << (max(size, previous) - 1).bit_length())
     # Step s reads buffer s % 2 of the pair and writes the other, BLOCK int32 lanes per row
-    # (tokens, then −1 in the lanes past n), so that the count reads whole aligned chunks.
+    # (the draws, the corpus, then −1 in the lanes past them), so that the count reads whole
+    # aligned chunks.
     pair = torch.empty((2, rows, block), dtype=torch.int32, device=dev)
-    pair[0, :, :n].copy_(tokens)
+    pair[0, :, :previous].copy_(tokens)
     values = torch.empty((len(METRICS), rows, steps), dtype=torch.float64, device=dev)
     collapsed = torch.empty((rows, steps), dtype=torch.uint8, device=dev)
     dirac = torch.empty(rows, dtype=torch.int64, device=dev)
     onset = torch.empty(rows, dtype=torch.int32, device=dev)
     seeds_t = torch.as_tensor(seeds, dtype=torch.int64, device=dev)
     first_t = first if first is not None else truth_rows  # any float64 tensor when unused
+    corpus_t = corpus if corpus is not None else tokens  # any int64 tensor when unused
     if rows:
         _span_kernel[(rows,)](
-            pair, row_ids, seeds_t, first_t, truth_rows, values, collapsed, dirac, onset,
-            n, rows, steps, first_t.stride(0),
+            pair, row_ids, seeds_t, corpus_t, first_t, truth_rows, values, collapsed, dirac,
+            onset, draws, size, previous, rows, steps, corpus_t.stride(0), first_t.stride(0),
             truth_rows.stride(0) if truth_rows.shape[0] > 1 else 0,
             SIGMA=want["sigma"], SUP=want["sup"], L1_FIRST=want["l1_to_first"],
             L1_TRUE=want["l1_to_true"], ENTROPY=want["entropy"], SUPPORT=want["support"],
@@ -155,7 +185,7 @@ def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor,
             num_warps=num_warps)
     metrics = {name: values[i] for i, name in enumerate(METRICS) if want[name]}
     metrics["collapsed"] = collapsed.view(torch.bool)
-    return Span(pair[steps % 2, :, :n].to(torch.int64), metrics, dirac, onset)
+    return Span(pair[steps % 2, :, :size].to(torch.int64), metrics, dirac, onset)
 
 
 if triton is not None:
@@ -173,8 +203,9 @@ if triton is not None:
 
     @triton.jit
     def _positions(seed, row_id, n, ROW_STRIDE: tl.constexpr, BLOCK: tl.constexpr):
-        """I_j for j < BLOCK: one Philox call per pair of draws, counter (global row, j // 2);
-        its words 0 and 1 make draw 2i, words 2 and 3 draw 2i + 1."""
+        """I_j uniform on {0, …, n − 1} for j < BLOCK: one Philox call per pair of draws,
+        counter (global row, j // 2); its words 0 and 1 make draw 2i, words 2 and 3 draw
+        2i + 1."""
         i = tl.arange(0, BLOCK // 2)
         r0, r1, r2, r3 = tl.randint4x(seed, row_id * ROW_STRIDE + i)
         n64 = n.to(tl.uint64)
@@ -182,43 +213,51 @@ if triton is not None:
         return tl.reshape(pairs, [BLOCK])
 
     # Sizes change between calls: no recompiling for their values.
-    @triton.jit(do_not_specialize=["n", "rows", "steps", "first_stride", "truth_stride"])
-    def _span_kernel(pair_ptr, row_id_ptr, seeds_ptr, first_ptr, truth_ptr, values_ptr,
-                     collapsed_ptr, dirac_ptr, onset_ptr, n, rows, steps, first_stride,
-                     truth_stride,
+    @triton.jit(do_not_specialize=["draws", "size", "previous", "rows", "steps",
+                                   "corpus_stride", "first_stride", "truth_stride"])
+    def _span_kernel(pair_ptr, row_id_ptr, seeds_ptr, corpus_ptr, first_ptr, truth_ptr,
+                     values_ptr, collapsed_ptr, dirac_ptr, onset_ptr, draws, size, previous,
+                     rows, steps, corpus_stride, first_stride, truth_stride,
                      SIGMA: tl.constexpr, SUP: tl.constexpr, L1_FIRST: tl.constexpr,
                      L1_TRUE: tl.constexpr, ENTROPY: tl.constexpr, SUPPORT: tl.constexpr,
                      ROW_STRIDE: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         row_id = tl.load(row_id_ptr + row)
         j = tl.arange(0, BLOCK)
-        live = j < n
-        nf = n.to(tl.float64)
+        drawn = j < draws
+        live = j < size
+        # Lanes draws … size − 1 hold the fixed corpus in every model; −1 past size.
+        real = tl.load(corpus_ptr + row * corpus_stride + (j - draws), mask=live & ~drawn,
+                       other=-1).to(tl.int32)
+        nf = size.to(tl.float64)
         inv_n = 1.0 / nf
         half = rows.to(tl.int64) * BLOCK  # elements per buffer of the pair
         out = values_ptr + row * steps
         plane = rows.to(tl.int64) * steps  # elements per metric in the values
         onset = tl.full([], -1, tl.int32)
+        source_size = previous
         for s in range(steps):
             src = pair_ptr + (s % 2) * half + row * BLOCK
             dst = pair_ptr + ((s + 1) % 2) * half + row * BLOCK
             seed = tl.load(seeds_ptr + s)
-            x = tl.load(src + _positions(seed, row_id, n, ROW_STRIDE, BLOCK), mask=live,
-                        other=-1)
+            x = tl.load(src + _positions(seed, row_id, source_size, ROW_STRIDE, BLOCK),
+                        mask=drawn, other=-1)
+            x = tl.where(drawn, x, real)
             tl.store(dst + j, x)
+            source_size = size
             # The chunks below read back what every thread of the program just wrote; the
             # barrier also orders this step's reads of src before the next step writes it.
             tl.debug_barrier()
-            # g_j, CHUNK columns at a time up to n; a lane past n holds −1 and matches no
-            # token (the lanes past n get g = 1 below, whatever they matched).
+            # g_j, CHUNK columns at a time up to size; a lane past size holds −1 and matches
+            # no token (the lanes past size get g = 1 below, whatever they matched).
             g = tl.zeros([BLOCK], dtype=tl.int32)
-            for c in range(0, n, CHUNK):
+            for c in range(0, size, CHUNK):
                 xc = tl.load(dst + c + tl.arange(0, CHUNK))
                 g += tl.sum((xc[:, None] == x[None, :]).to(tl.int32), axis=0)
             g = tl.where(live, g, 1)
             top = tl.max(tl.where(live, g, 0), axis=0)
             first_token = tl.sum(tl.where(j == 0, x, 0), axis=0)
-            is_dirac = top == n
+            is_dirac = top == size
             tl.store(dirac_ptr + row, tl.where(is_dirac, first_token, -1))
             tl.store(collapsed_ptr + row * steps + s, is_dirac.to(tl.uint8))
             onset = tl.where(is_dirac & (onset < 0), s, onset)

@@ -236,24 +236,31 @@ class _ChunkLoop:
         self.store.arrays["l1_to_first"][self.alive, 0] = l1.cpu().numpy()
 
     def _fused_span(self, m: int, last: int) -> None:
-        """Models m … last of the fully synthetic loop and their metrics, in one kernel (see
-        .fused), with their collapse and absorption."""
+        """Models m … last of the fully or partially synthetic loop and their metrics, in one
+        kernel (see .fused), with their collapse and absorption."""
         self.scratch = None  # the kernel counts in registers: no (rows, k) array to carry
         previous = self.history.stored(m - 1)
+        real = self.scenario.real == "corpus"
         span = fused_steps(previous.tokens, self.row_ids, self.seeds[m - 2:last - 1],
-                           self.names, self.first, self.truth.rows)
+                           self.names, self.first, self.truth.rows,
+                           corpus=self.history.corpus() if real else None,
+                           draws=self.scenario.n)
         self.history.store(last, TorchModel(span.tokens, span.tokens.shape[1],
                                             previous.n_live))
         self.log.write(m, span.metrics)
-        # Proposition 1: a fully synthetic run is absorbed the generation it collapses, into
-        # that Dirac mass, which every later generation of the span reproduced.
-        newly = (span.onset >= 0) & ~self.settled
+        newly = (span.onset >= 0) & torch.isnan(self.collapse_time)
         onset = span.onset.to(torch.float64) + m
         self.collapse_time = torch.where(newly, onset, self.collapse_time)
+        self.window[-1] = span.dirac
+        if real:
+            # The corpus feeds every model: only runs whose p(0) is a Dirac mass settle, and
+            # they did so at generation 1 (see _absorbed).
+            return
+        # Proposition 1: a fully synthetic run is absorbed the generation it collapses, into
+        # that Dirac mass, which every later generation of the span reproduced.
         self.absorption_time = torch.where(newly, onset, self.absorption_time)
         self.absorbed_token = torch.where(newly, span.dirac, self.absorbed_token)
         self.settled |= newly
-        self.window[-1] = span.dirac
 
     def _metrics(self, model: TorchModel):
         if model.tokens is not None and not model.counted:
