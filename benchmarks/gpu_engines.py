@@ -24,7 +24,9 @@ Measured in this order, each in its own guard (a failure is recorded and the res
   6. torch-cuda, partially synthetic N = 100, n = 100 (never absorbs), G = 200, on the route
      the engine picks (fused: models of n + N = 200 ≤ 256 tokens) and on the generic route
      (sanity: mean σ_m against Theorem 2 eq. 9);
-  7. n = 1000, support 52, runs = 10^5, G = 10: token draws against binomial-tree counts.
+  7. n ∈ {1000, 4000, 16000}, support 52, G = 10 (runs = 10^5, or 10^8 / n where fewer): token
+     draws against binomial-tree counts, where the two representations cross over on this
+     device (``torch_backend.loop.COUNTS_RATIO``: "auto" picks counts from n = ratio · 63 on).
 Writes gpu_engines.json and prints a table.
 """
 
@@ -53,6 +55,8 @@ from modelcollapse.torch_backend import run_loop_torch
 RUNS, N_SAMPLES, VOCAB, SUPPORT = 100_000, 100, 600, 600
 S0 = 1.5 / SUPPORT
 METRICS = ("sigma", "l1_to_first")
+#: n of the representation crossover cases (support 52: a tree draw costs 63 binomials).
+CROSSOVER_N = (1000, 4000, 16000)
 TIME_LIMIT = 170.0  # seconds (default of --time-limit); later items are skipped past it
 
 
@@ -203,10 +207,13 @@ def main(argv: list[str] | None = None) -> dict:
          lambda: run_torch(p0, partial, runs, 200, device))
     step("torch partially-synthetic N=100 G=200 generic route",
          lambda: run_torch(p0, partial, runs, 200, device, fused=False))
-    for mode in ("tokens", "counts"):
-        step(f"torch n=1000 support=52 G=10 {mode}",
-             lambda mode=mode: run_torch(p0_52, FullySynthetic(1000), runs, 10, device,
-                                         mode=mode))
+    for n in CROSSOVER_N:
+        # runs × n ≤ 10^8 tokens per model: a few models of them fit any large GPU.
+        n_runs = min(runs, 10**8 // n)
+        for mode in ("tokens", "counts"):
+            step(f"torch n={n} support=52 G=10 {mode} ({n_runs} runs)",
+                 lambda n=n, n_runs=n_runs, mode=mode: run_torch(
+                     p0_52, FullySynthetic(n), n_runs, 10, device, mode=mode))
     _print_table(report)
     return _write(report, out_dir)
 
