@@ -17,9 +17,10 @@ sees the device once per span, not once per generation.
 
 Random numbers: Philox4x32-10 (Triton's ``randint4x``) with key = the 64-bit seed of
 ``SeedSequence(entropy, spawn_key=(1, m))`` for generation m and counter = global row · 256
-+ j; two of its 32-bit words make a 64-bit w, and I_j = ⌊w · n / 2^64⌋ (a multiply and
-shifts rather than a 64-bit division; bias below n / 2^64). A draw depends only on
-(entropy, m, run, context, j): not on chunking, on the spans, nor on which runs have stopped.
++ ⌊j / 2⌋; two of its four 32-bit words make the 64-bit w of draw j, and I_j = ⌊w · s / 2^64⌋
+(a multiply and shifts rather than a 64-bit division; bias below s / 2^64). A draw depends
+only on (entropy, m, run, context, j): not on chunking, on the spans, nor on which runs have
+stopped.
 This is the torch backend's CUDA stream for the generations it covers; the CPU and the
 generic route draw from per-block generators (:mod:`.streams`) and agree with it in
 distribution.
