@@ -284,6 +284,13 @@ class _Store:
                          "absorption_time": np.full(n_rows, np.nan),
                          "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
 
+    def reset(self, rows: slice) -> None:
+        """Give ``rows`` their initial values again (a chunk about to be run a second time)."""
+        self.table[:, rows] = np.nan
+        self.arrays["collapsed"][rows] = False
+        for name, array in self.outcomes.items():
+            array[rows] = -1 if name == "absorbed_token" else np.nan
+
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                stop_when_absorbed, store, rows, bar, compiled, threads) -> None:

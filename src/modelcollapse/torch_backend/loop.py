@@ -12,6 +12,7 @@ mass, and its outcomes were recorded when it was absorbed.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -80,11 +81,13 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     """The loop of :func:`modelcollapse.loop.run_loop` with ``backend="torch"``.
 
     ``p0`` is validated, (contexts, vocab); ``names`` resolved metric names; ``entropy`` the
-    seed entropy. Runs go in chunks of ``chunk_runs`` (a multiple of the run block); results
-    do not depend on it. ``mode`` picks the model representation (see :data:`MODES`); both
-    are exact, and each is reproducible on its own. ``fused`` picks the one-kernel step of
-    :mod:`.fused` for the fully synthetic loop (None: wherever it applies on CUDA with
-    Triton; True: insist; False: the generic route). ``timings``, if given, receives the
+    seed entropy. Runs go in chunks of ``chunk_runs`` (a multiple of the run block; default
+    all at once); results do not depend on it, so a chunk that does not fit in device memory
+    is run again as chunks of half as many runs, with a RuntimeWarning. ``mode`` picks the
+    model representation (see :data:`MODES`); both are exact, and each is reproducible on its
+    own. ``fused`` picks the span kernel of :mod:`.fused` for the fully and partially
+    synthetic loops (None: wherever it applies on CUDA with Triton; True: insist; False: the
+    generic route). ``timings``, if given, receives the
     seconds spent in the generation loops (``loop_s``) and in assembling the Result
     (``assemble_s``), for benchmarks.
     """
@@ -104,11 +107,24 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     copier = _HostCopier(dev)
     start = time.perf_counter()
     try:
-        for first_run in range(0, n_runs, chunk):
+        first_run = 0
+        while first_run < n_runs:
             runs = min(chunk, n_runs - first_run)
-            chunk_loop = _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy,
-                                    names, use_counts, fused_route, dev, store, copier, bar)
-            chunk_loop.run(stop_when_absorbed)
+            done = bar.n
+            if _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
+                          use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed):
+                first_run += runs
+                continue
+            # Out of device memory: the same runs again, in smaller chunks (results do not
+            # depend on the chunking). The failed chunk's tensors are unreachable by now.
+            chunk = max(RUN_BLOCK, runs // 2 // RUN_BLOCK * RUN_BLOCK)
+            copier.finish()
+            store.reset(slice(first_run * n_contexts, (first_run + runs) * n_contexts))
+            bar.n = done
+            torch.cuda.empty_cache()
+            warnings.warn(f"{runs} runs at a time did not fit in the memory of {dev}; running "
+                          f"{chunk} at a time (the results do not depend on it).",
+                          RuntimeWarning, stacklevel=2)
         copier.finish()
     finally:
         copier.close()
@@ -122,6 +138,23 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     if timings is not None:
         timings.update(loop_s=looped - start, assemble_s=time.perf_counter() - looped)
     return result
+
+
+def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names, use_counts,
+               fused_route, dev, store, copier, bar, stop_when_absorbed) -> bool:
+    """Runs first_run … first_run + runs − 1 into the store; False when the device ran out of
+    memory (and fewer runs at a time might fit)."""
+    try:
+        _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy, names,
+                   use_counts, fused_route, dev, store, copier, bar).run(stop_when_absorbed)
+    except torch.cuda.OutOfMemoryError as exc:
+        if runs <= RUN_BLOCK:
+            exc.add_note(f"Not even {runs} runs at a time (a run block is {RUN_BLOCK}) fit in "
+                         f"the memory of {dev}: use fewer metrics (l1_to_first keeps a "
+                         f"(runs, support) array), a smaller support or another device.")
+            raise
+        return False
+    return True
 
 
 def _use_counts(mode: str, scenario: Scenario, k: int, n_generations: int,

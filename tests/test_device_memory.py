@@ -1,0 +1,65 @@
+"""The torch loop on a device that runs out of memory: it runs the same runs again in smaller
+chunks, which gives the same Result (results do not depend on the chunking), and says so; when
+not even one run block fits, the error says what to change.
+
+Running out of memory is simulated: the generation loop raises torch's out-of-memory error
+part-way through chunks larger than a given size, after metrics have been copied to the host
+and absorbed runs dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from modelcollapse.metrics import resolve_metrics  # noqa: E402
+from modelcollapse.rng import RUN_BLOCK  # noqa: E402
+from modelcollapse.scenarios import FullySynthetic  # noqa: E402
+from modelcollapse.torch_backend import loop as torch_loop  # noqa: E402
+from modelcollapse.torch_backend import run_loop_torch  # noqa: E402
+
+
+def _run(p0, runs, **kw):
+    return run_loop_torch(p0, FullySynthetic(4), n_runs=runs, n_generations=12, entropy=3,
+                          names=resolve_metrics(None), progress=False, **kw)
+
+
+def _memory_for(monkeypatch, rows: int) -> None:
+    """From generation 5 on, a chunk of more than ``rows`` rows is out of device memory."""
+    advance = torch_loop._ChunkLoop._advance
+
+    def tight(self, m, collapsed, dirac):
+        if m == 5 and self.log.settled.shape[0] > rows:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return advance(self, m, collapsed, dirac)
+
+    monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
+
+
+@pytest.fixture
+def p0_two_contexts(p0_small):
+    return np.stack([p0_small, p0_small[::-1]])
+
+
+def test_out_of_memory_runs_again_in_smaller_chunks(p0_two_contexts, monkeypatch):
+    monkeypatch.setattr(torch_loop, "LOG_WIDTH", 2)  # copies to the host before the failure
+    monkeypatch.setitem(torch_loop.CHECK_EVERY, "cpu", 2)  # and absorbed runs dropped
+    runs = 3 * RUN_BLOCK
+    reference = _run(p0_two_contexts, runs)
+    _memory_for(monkeypatch, RUN_BLOCK * 2)  # one run block of two contexts fits
+    with pytest.warns(RuntimeWarning, match=f"{runs} runs at a time did not fit.*running "
+                                            f"{RUN_BLOCK} at a time"):
+        tight = _run(p0_two_contexts, runs)
+    assert np.isfinite(reference.data["absorption_time"].values).any()
+    for name in reference.data.data_vars:
+        np.testing.assert_array_equal(tight.data[name].values, reference.data[name].values)
+
+
+def test_out_of_memory_at_one_run_block_says_what_to_change(p0_small, monkeypatch):
+    _memory_for(monkeypatch, 0)
+    with pytest.raises(torch.cuda.OutOfMemoryError) as caught, \
+            pytest.warns(RuntimeWarning, match=f"running {RUN_BLOCK} at a time"):
+        _run(np.atleast_2d(p0_small), 2 * RUN_BLOCK)
+    assert any(f"a run block is {RUN_BLOCK}" in note for note in caught.value.__notes__)
