@@ -149,10 +149,10 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                    use_counts, fused_route, dev, store, copier, bar).run(stop_when_absorbed)
     except torch.cuda.OutOfMemoryError as exc:
         if runs <= RUN_BLOCK:
-            exc.add_note(f"Not even {runs} runs at a time (a run block is {RUN_BLOCK}) fit in "
-                         f"the memory of {dev}: use fewer metrics (l1_to_first keeps a "
-                         f"(runs, support) array), a smaller support or another device.")
-            raise
+            raise torch.cuda.OutOfMemoryError(
+                f"Not even {runs} runs at a time (a run block is {RUN_BLOCK}) fit in the memory "
+                f"of {dev}: use fewer metrics (l1_to_first keeps a (runs, support) array), a "
+                f"smaller support or another device.") from exc
         return False
     return True
 
