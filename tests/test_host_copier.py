@@ -1,4 +1,5 @@
-"""The torch loop's copies of device results into the host store, made on a worker thread.
+"""The torch loop's copies of device results into the host store, on a worker thread (CUDA's
+default) or inline (the CPU's): both are run here on the CPU, the worker by switching it on.
 
 They must deliver every value to its place whatever the layout, never let a later copy
 overwrite a staged one before it is delivered, and surface a failure in the worker as an
@@ -25,12 +26,20 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
 
 
+@pytest.fixture(params=[True, False], ids=["worker", "inline"])
+def background(request, monkeypatch):
+    """Copies on a worker thread or inline, on every device type."""
+    for kind in ("cpu", "cuda"):
+        monkeypatch.setitem(torch_loop.BACKGROUND_COPIES, kind, request.param)
+    return request.param
+
+
 def _copier_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("modelcollapse-copy")]
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_strided_blocks_of_mixed_types_land_in_place(device):
+def test_strided_blocks_of_mixed_types_land_in_place(device, background):
     """A bool block and a float64 block, both column slices of wider device arrays, into
     column slices of wider host arrays; later sends reuse the staging buffer without
     disturbing what earlier ones delivered."""
@@ -58,9 +67,9 @@ def test_strided_blocks_of_mixed_types_land_in_place(device):
     assert not _copier_threads()
 
 
-def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch):
-    """An error on the worker thread reaches the caller of the loop, which leaves no worker
-    behind."""
+def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch, background):
+    """An error in a copy (on the worker thread or not) reaches the caller of the loop, which
+    leaves no worker behind."""
     def broken(staged, copied):
         raise OSError("the host store cannot be written")
 
@@ -74,7 +83,7 @@ def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch):
 
 @pytest.mark.parametrize("scenario", [FullySynthetic(6), MostRecent(6, 2)],
                          ids=lambda s: s.describe())
-def test_log_window_width_changes_no_value(scenario, monkeypatch):
+def test_log_window_width_changes_no_value(scenario, monkeypatch, background):
     """Windows of 1, 3 and 32 generations (one copy per generation, copies in flight while
     runs are dropped, one copy for the whole run) give the same Result."""
     p0 = target_distribution(30, 12, 0.15, seed=2)[None]

@@ -150,9 +150,9 @@ def fused_steps(tokens: torch.Tensor, row_ids: torch.Tensor,
     draws = previous if draws is None else draws
     real = 0 if corpus is None else corpus.shape[1]
     size = draws + real
-    if size > MAX_N:
+    if max(size, previous) > MAX_N:
         raise ValueError(f"The fused kernel takes models of at most {MAX_N} tokens; got "
-                         f"{draws} draws + {real} real tokens.")
+                         f"{draws} draws + {real} real tokens from a model of {previous}.")
     if draws < 1 or previous < 1:
         raise ValueError(f"A model needs at least one draw from a model of at least one "
                          f"token; got {draws} draws from {previous}.")
