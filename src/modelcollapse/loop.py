@@ -274,22 +274,19 @@ class _Store:
     The float metrics are slices of one (metrics, rows, G+1) ``table``, so compiled routes can
     write them all through one array."""
 
-    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str], full=np.full):
-        """``full(shape, value)`` makes the float table (another backend may fill it faster)."""
+    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str],
+                 filled: bool = True):
+        """``filled=False`` leaves the metric arrays uninitialised, for a loop that writes
+        every cell (NaN and False otherwise)."""
         self.float_names = tuple(name for name in names if name != "collapsed")
-        self.table = full((len(self.float_names), n_rows, n_generations + 1), np.nan)
+        shape = (n_rows, n_generations + 1)
+        table_shape = (len(self.float_names), *shape)
+        self.table = np.full(table_shape, np.nan) if filled else np.empty(table_shape)
         self.arrays = {name: self.table[i] for i, name in enumerate(self.float_names)}
-        self.arrays["collapsed"] = np.zeros((n_rows, n_generations + 1), dtype=bool)
+        self.arrays["collapsed"] = (np.zeros if filled else np.empty)(shape, dtype=bool)
         self.outcomes = {"collapse_time": np.full(n_rows, np.nan),
                          "absorption_time": np.full(n_rows, np.nan),
                          "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
-
-    def reset(self, rows: slice) -> None:
-        """Give ``rows`` their initial values again (a chunk about to be run a second time)."""
-        self.table[:, rows] = np.nan
-        self.arrays["collapsed"][rows] = False
-        for name, array in self.outcomes.items():
-            array[rows] = -1 if name == "absorbed_token" else np.nan
 
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,

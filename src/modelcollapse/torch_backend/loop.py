@@ -105,7 +105,10 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     p_live, token_ids = _live_support(p0)
     use_counts = _use_counts(mode, scenario, p_live.shape[1], n_generations, dev)
     fused_route = use_fused(fused, scenario, names, use_counts, dev)
-    store = _Store(n_runs * n_contexts, n_generations, names, full=_host_full)
+    # Every cell is written by the loop (tests/test_torch_store.py): filling hundreds of
+    # megabytes first would cost page faults before the device starts; unfilled, they fall
+    # on the copies, which overlap the device's work.
+    store = _Store(n_runs * n_contexts, n_generations, names, filled=False)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
     copier = _HostCopier(dev)
@@ -119,11 +122,11 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                           use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed):
                 first_run += runs
                 continue
-            # Out of device memory: the same runs again, in smaller chunks (results do not
-            # depend on the chunking). The failed chunk's tensors are unreachable by now.
+            # Out of device memory: the same runs again, in smaller chunks, which rewrite
+            # every cell the failed chunk wrote, with the same values (results do not depend
+            # on the chunking). The failed chunk's tensors are unreachable by now.
             chunk = max(RUN_BLOCK, runs // 2 // RUN_BLOCK * RUN_BLOCK)
             copier.finish()
-            store.reset(slice(first_run * n_contexts, (first_run + runs) * n_contexts))
             bar.n = done
             torch.cuda.empty_cache()
             warnings.warn(f"{runs} runs at a time did not fit in the memory of {dev}; running "
@@ -364,11 +367,6 @@ class _ChunkLoop:
         out["collapse_time"][rows] = self.collapse_time[mask].cpu().numpy()
         out["absorption_time"][rows] = self.absorption_time[mask].cpu().numpy()
         out["absorbed_token"][rows] = self.absorbed_token[mask].cpu().numpy()
-
-
-def _host_full(shape: tuple[int, ...], value: float) -> np.ndarray:
-    """np.full on all cores (the result table of 10^5 runs is hundreds of megabytes)."""
-    return torch.full(shape, value, dtype=torch.float64).numpy()
 
 
 class _HostCopier:
