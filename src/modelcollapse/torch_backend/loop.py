@@ -213,10 +213,10 @@ class _ChunkLoop:
         self.truth = Truth(p_live_t, row_context)
         # Generation 0 is p(0) itself; its metrics are the same on every backend, computed
         # once per context (a (rows, k) copy of p(0) would cost rows · k work and memory).
+        # They go to the log with generation 1, which gives l1_to_first its value (p(1)).
         per_context = distribution_metrics(p_live, None, p_live, names)
-        context_of_row = np.tile(np.arange(n_contexts), runs)
-        for name, values in per_context.items():
-            store.arrays[name][self.alive, 0] = values[context_of_row]
+        self.generation0 = {name: torch.as_tensor(values, device=dev)[row_context]
+                            for name, values in per_context.items()}
         dirac_p0 = torch.where(p_live_t.amax(dim=1) >= 1.0, p_live_t.argmax(dim=1), -1)
         self.real_dirac = dirac_p0[row_context]
         lag = scenario.lag
@@ -246,6 +246,9 @@ class _ChunkLoop:
                 self.history.store(m, model)
                 if self.first_pending:
                     self._record_first(model)
+                if m == 1:
+                    self.log.write(0, {name: value[:, None]
+                                       for name, value in self.generation0.items()})
                 values, dirac = self._metrics(model)
                 self.log.write(m, {name: value[:, None] for name, value in values.items()})
                 self._advance(m, values["collapsed"], dirac)
@@ -254,6 +257,7 @@ class _ChunkLoop:
             if stop_when_absorbed and not final and last % self.check_every == 0:
                 if self._drop_absorbed(last):
                     self.log.flush(self.store)
+                    self.log.fill_rest(self.store, self.n_generations)
                     return
             if self.log.full or final:
                 self.log.flush(self.store)
@@ -272,8 +276,7 @@ class _ChunkLoop:
         """p(1), and ‖p(0) − p(1)‖₁ as the generation-0 value of l1_to_first."""
         self.first_pending = False
         self.first = model.probabilities()
-        l1 = (self.truth.rows - self.first).abs().sum(dim=1)
-        self.store.arrays["l1_to_first"][self.alive, 0] = l1.cpu().numpy()
+        self.generation0["l1_to_first"] = (self.truth.rows - self.first).abs().sum(dim=1)
 
     def _fused_span(self, m: int, last: int) -> None:
         """Models m … last of the fully or partially synthetic loop and their metrics, in one
@@ -324,9 +327,9 @@ class _ChunkLoop:
 
     # --- host side: drop absorbed runs, write results -----------------------------------------
     def _drop_absorbed(self, m: int) -> bool:
-        """Fill the later metrics of absorbed runs exactly and drop them (on the fused route
-        once they are :data:`FUSED_DROP_SHARE` of the runs); True when none is left. One look
-        at the device."""
+        """Drop absorbed runs (on the fused route once they are :data:`FUSED_DROP_SHARE` of
+        the runs); their later metrics, those of their Dirac mass, stay in the log (see
+        :meth:`_MetricLog.settle`). True when none is left. One look at the device."""
         settled = self.settled.cpu().numpy()
         count = int(settled.sum())
         share = FUSED_DROP_SHARE if self.row_ids is not None else 0.0
@@ -337,9 +340,6 @@ class _ChunkLoop:
         fill = absorbed_metrics(self.absorbed_token[gone], first,
                                 self.truth.rows if self.truth.shared else self.truth.rows[gone],
                                 self.names)
-        rows = self.alive[settled]
-        for name, values in fill.items():
-            self.store.arrays[name][rows, m + 1:] = values.cpu().numpy()[:, None]
         self.log.settle(gone, fill, m)
         self._write_outcomes(settled)
         self.bar.update((self.n_generations - m) * int(settled.sum()) // max(self.n_contexts, 1))
@@ -453,12 +453,14 @@ def _deliver(staged: list[tuple[torch.Tensor, torch.Tensor]], copied) -> None:
 class _MetricLog:
     """Metrics of consecutive generations on the device — float64 (names, rows, window) and
     ``collapsed`` (rows, window) — for every row the chunk began with, copied to the host
-    store as one block of rows when the window is full and at the end.
+    store as one block of rows when the window is full and at the end. Windows end at
+    multiples of the width; the first also holds generation 0.
 
     Rows that stop keep their place: from the generation after they stop, their columns hold
-    the constant metrics of their Dirac mass (:meth:`settle`), which the store holds for them
-    anyway. Dropping runs therefore costs no copy to the host, and every copy is of
-    contiguous rows.
+    the constant metrics of their Dirac mass (:meth:`settle`), and the copies write them with
+    the others. Dropping runs therefore writes nothing to the host, and every copy is of
+    contiguous rows. When every run has stopped, :meth:`fill_rest` writes the generations
+    after the last window.
     """
 
     def __init__(self, names: Sequence[str], first_row: int, rows: int, dev: torch.device,
@@ -466,10 +468,11 @@ class _MetricLog:
         """``names``: the float metrics, the store's ``float_names`` in their order."""
         self.copier = copier
         self.names = list(names)
-        width = max(1, min(LOG_WIDTH, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
-        self.values = torch.empty((len(self.names), rows, width), dtype=torch.float64,
+        self.width = max(1, min(LOG_WIDTH, _LOG_VALUES // max(1, rows * (len(self.names) + 1))))
+        columns = self.width + 1  # the first window: generations 0 … width
+        self.values = torch.empty((len(self.names), rows, columns), dtype=torch.float64,
                                   device=dev)
-        self.collapsed = torch.empty((rows, width), dtype=torch.bool, device=dev)
+        self.collapsed = torch.empty((rows, columns), dtype=torch.bool, device=dev)
         self.rows = slice(first_row, first_row + rows)  # in the store
         # Log row of each row still simulated; None while they are all of them.
         self.position: torch.Tensor | None = None
@@ -477,16 +480,16 @@ class _MetricLog:
         self.settled_values = torch.zeros((len(self.names), rows), dtype=torch.float64,
                                           device=dev)
         self.settled = torch.zeros(rows, dtype=torch.bool, device=dev)
-        self.start, self.count = 1, 0
+        self.start, self.count = 0, 0
 
     @property
     def full(self) -> bool:
-        return self.count == self.collapsed.shape[1]
+        return self.start + self.count - 1 == self.last_generation
 
     @property
     def last_generation(self) -> int:
-        """The last generation the current window holds."""
-        return self.start + self.collapsed.shape[1] - 1
+        """The last generation the current window holds: the next multiple of the width."""
+        return max(1, -(-self.start // self.width)) * self.width
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         """Generations m, m + 1, …: ``metrics`` hold (rows, steps) each."""
@@ -529,3 +532,14 @@ class _MetricLog:
                           torch.from_numpy(store.table)[:, self.rows, columns]))
         self.copier.send(pairs)
         self.start, self.count = columns.stop, 0
+
+    def fill_rest(self, store: _Store, n_generations: int) -> None:
+        """Once every run has stopped and the log is flushed: the generations after it hold
+        each run's Dirac metrics."""
+        columns = slice(self.start, n_generations + 1)
+        if self.start > n_generations:
+            return
+        if self.names:
+            torch.from_numpy(store.table)[:, self.rows, columns] = (
+                self.settled_values.cpu()[:, :, None])
+        torch.from_numpy(store.arrays["collapsed"])[self.rows, columns] = True
