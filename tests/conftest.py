@@ -40,3 +40,25 @@ def p0_small() -> np.ndarray:
     from modelcollapse.distributions import target_distribution
 
     return target_distribution(8, 5, 0.3, seed=2)
+
+
+@pytest.fixture
+def device_memory_for(monkeypatch):
+    """``device_memory_for(rows, generation)``: from then on, the torch loop runs out of
+    device memory at that generation of any chunk of more than ``rows`` rows (torch's own
+    error, simulated)."""
+    import torch
+
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    advance = torch_loop._ChunkLoop._advance
+
+    def limit(rows: int, generation: int) -> None:
+        def tight(self, m, collapsed, dirac):
+            if m == generation and self.log.settled.shape[0] > rows:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return advance(self, m, collapsed, dirac)
+
+        monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
+
+    return limit

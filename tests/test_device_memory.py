@@ -2,9 +2,9 @@
 chunks, which gives the same Result (results do not depend on the chunking), and says so; when
 not even one run block fits, the error says what to change.
 
-Running out of memory is simulated: the generation loop raises torch's out-of-memory error
-part-way through chunks larger than a given size, after metrics have been copied to the host
-and absorbed runs dropped.
+Running out of memory is simulated (conftest's ``device_memory_for``): the generation loop
+raises torch's out-of-memory error part-way through chunks larger than a given size, after
+metrics have been copied to the host and absorbed runs dropped.
 """
 
 from __future__ import annotations
@@ -26,29 +26,18 @@ def _run(p0, runs, **kw):
                           names=resolve_metrics(None), progress=False, **kw)
 
 
-def _memory_for(monkeypatch, rows: int) -> None:
-    """From generation 5 on, a chunk of more than ``rows`` rows is out of device memory."""
-    advance = torch_loop._ChunkLoop._advance
-
-    def tight(self, m, collapsed, dirac):
-        if m == 5 and self.log.settled.shape[0] > rows:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return advance(self, m, collapsed, dirac)
-
-    monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
-
-
 @pytest.fixture
 def p0_two_contexts(p0_small):
     return np.stack([p0_small, p0_small[::-1]])
 
 
-def test_out_of_memory_runs_again_in_smaller_chunks(p0_two_contexts, monkeypatch):
+def test_out_of_memory_runs_again_in_smaller_chunks(p0_two_contexts, monkeypatch,
+                                                   device_memory_for):
     monkeypatch.setattr(torch_loop, "LOG_WIDTH", 2)  # copies to the host before the failure
     monkeypatch.setitem(torch_loop.CHECK_EVERY, "cpu", 2)  # and absorbed runs dropped
     runs = 3 * RUN_BLOCK
     reference = _run(p0_two_contexts, runs)
-    _memory_for(monkeypatch, RUN_BLOCK * 2)  # one run block of two contexts fits
+    device_memory_for(RUN_BLOCK * 2, generation=5)  # one run block of two contexts fits
     with pytest.warns(RuntimeWarning, match=f"{runs} runs at a time did not fit.*running "
                                             f"{RUN_BLOCK} at a time"):
         tight = _run(p0_two_contexts, runs)
@@ -57,8 +46,8 @@ def test_out_of_memory_runs_again_in_smaller_chunks(p0_two_contexts, monkeypatch
         np.testing.assert_array_equal(tight.data[name].values, reference.data[name].values)
 
 
-def test_out_of_memory_at_one_run_block_says_what_to_change(p0_small, monkeypatch):
-    _memory_for(monkeypatch, 0)
+def test_out_of_memory_at_one_run_block_says_what_to_change(p0_small, device_memory_for):
+    device_memory_for(0, generation=5)
     with pytest.raises(torch.cuda.OutOfMemoryError) as caught, \
             pytest.warns(RuntimeWarning, match=f"running {RUN_BLOCK} at a time"):
         _run(np.atleast_2d(p0_small), 2 * RUN_BLOCK)

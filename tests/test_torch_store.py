@@ -89,15 +89,8 @@ def test_fused_route_writes_every_cell(p0_small, scenario, monkeypatch):
         names=resolve_metrics(None), fused=True, progress=False))
 
 
-def test_a_chunk_run_again_writes_every_cell(p0_small, monkeypatch):
-    advance = torch_loop._ChunkLoop._advance
-
-    def tight(self, m, collapsed, dirac):
-        if m == 6 and self.log.settled.shape[0] > RUN_BLOCK:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return advance(self, m, collapsed, dirac)
-
-    monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
+def test_a_chunk_run_again_writes_every_cell(p0_small, monkeypatch, device_memory_for):
+    device_memory_for(RUN_BLOCK, generation=6)
     with pytest.warns(RuntimeWarning, match="did not fit"):
         _same_whatever_the_arrays_held(monkeypatch, lambda: run_loop_torch(
             np.atleast_2d(p0_small), FullySynthetic(4), n_runs=2 * RUN_BLOCK,
