@@ -48,7 +48,7 @@ COUNTS_RATIO = {"cpu": 8.0, "cuda": 8.0}
 LOG_WIDTH = 32
 #: Whether the metric log reaches the host store on a worker thread, per device type: on
 #: CUDA the host is otherwise idle while the device computes; on a CPU the copy would compete
-#: with the generations for the same cores (measured 3–10 % slower at 10^2–10^4 runs).
+#: with the generations for the same cores (3–25 % slower at 10^2 and 10^4 runs, 2 cores).
 BACKGROUND_COPIES = {"cpu": False, "cuda": True}
 #: Device memory for the metric log, in float64 values (256 MiB).
 _LOG_VALUES = 1 << 25
