@@ -153,7 +153,8 @@ def test_a_span_equals_its_generations_one_at_a_time(real):
     corpus = None
     if real:
         # Most rows' corpus is one token twice, so that some models collapse.
-        corpus = torch.randint(0, k, (rows, 1), device=DEVICE).repeat(1, real)
+        corpus = torch.randint(0, k, (rows, 1), generator=torch.Generator().manual_seed(9))
+        corpus = corpus.repeat(1, real).to(DEVICE)
         corpus[::5, 0] = (corpus[::5, 1] + 1) % k
         tokens = corpus
     row_ids = torch.arange(rows, device=DEVICE) * 3 + 1
@@ -245,8 +246,8 @@ def test_fused_partially_synthetic_loop_follows_theorem2_and_numpy(p0_small):
         sigma_fused = fused_result.data["sigma"].values.reshape(runs, -1)[:, m]
         sigma_numpy = numpy_result.data["sigma"].values.reshape(runs, -1)[:, m]
         assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN, m
-    # A model is a Dirac mass exactly when its corpus is, from generation 1 on; no run
-    # is absorbed, as the corpus is never a Dirac mass of p(0) (whose support is 5).
+    # A model is a Dirac mass exactly when its corpus is, from generation 1 on; no run is
+    # absorbed, as p(0) (support 5) is not a Dirac mass and its corpus feeds every model.
     collapsed = fused_result.data["collapsed"].values.reshape(runs, -1)
     assert np.all(collapsed[:, 1:] == collapsed[:, 1:2])
     times = fused_result.data["collapse_time"].values.ravel()
