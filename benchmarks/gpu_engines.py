@@ -76,7 +76,7 @@ def machine() -> dict:
     return info
 
 
-def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="auto",
+def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, representation="auto",
               fused=None) -> dict:
     """One timed torch run: wall and loop seconds, trials/s, alive share, and for the fully
     synthetic loop the largest |z| of mean σ_m against Theorem 1 eq. 6."""
@@ -85,7 +85,7 @@ def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, mode="au
     start = time.perf_counter()
     res = run_loop_torch(np.atleast_2d(p0), scenario, n_runs=runs, n_generations=generations,
                          entropy=1, names=resolve_metrics(metrics), device=device,
-                         mode=mode, fused=fused, timings=timings)
+                         representation=representation, fused=fused, timings=timings)
     wall = time.perf_counter() - start
     trials = runs * generations * scenario.n
     absorbed = res.data["absorption_time"].values.ravel()
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         for mode in ("tokens", "counts"):
             step(f"torch n={n} support=52 G=10 {mode} ({n_runs} runs)",
                  lambda n=n, n_runs=n_runs, mode=mode: run_torch(
-                     p0_52, FullySynthetic(n), n_runs, 10, device, mode=mode))
+                     p0_52, FullySynthetic(n), n_runs, 10, device, representation=mode))
     _print_table(report)
     return _write(report, out_dir)
 

@@ -87,6 +87,7 @@ def test_p0_file(tmp_path, capsys):
     (("--config", "missing.toml"), "'config' must name an existing TOML file"),
     (("--generations", "ten"), "is not a valid integer"),
     (("--threads", "0"), "Invalid value for '--threads'"),
+    (("--representation", "counts"), "'representation' 'counts' needs backend 'torch'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
     good = tmp_path / "p.txt"
@@ -118,3 +119,26 @@ def test_result_roundtrip_zarr_and_netcdf(tmp_path):
         assert back.summary() == res.summary()
     res.save(tmp_path / "r.zarr")  # overwriting an existing store is atomic too
     assert Result.load(tmp_path / "r.zarr").seed_entropy == 4
+
+
+@pytest.mark.parametrize("representation", ["tokens", "counts"])
+def test_torch_representation_is_chosen_from_the_command_line(tmp_path, capsys, representation):
+    pytest.importorskip("torch")
+    out = tmp_path / representation
+    code, _, err = run(capsys, "simulate", "--backend", "torch", "--representation",
+                       representation, "--runs", "20", "--generations", "6", "--seed", "3",
+                       "--out", str(out))
+    assert code == 0, err
+    data = Result.load(out / "result.zarr").data
+    assert data.attrs["representation"] == representation
+    assert json.loads(data.attrs["spec"])["representation"] == representation
+
+
+def test_counts_for_a_scenario_that_needs_token_order_is_refused(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "simulate", "--backend", "torch", "--representation",
+                               "counts", "--scenario", "random-pool", "--out", str(out))
+    assert code == 2 and stderr.count("\n") == 1
+    assert "needs the order of the tokens" in stderr
+    assert stdout == "" and not out.exists()

@@ -360,7 +360,8 @@ def test_fused_argument_is_validated(p0_small):
                            device=DEVICE, fused=True)
     with pytest.raises(ValueError, match="as counts"):
         run_loop_torch(p0, FullySynthetic(5), n_runs=4, n_generations=2, entropy=0,
-                       names=ALL, device=DEVICE, fused=True, mode="counts")
+                       names=ALL, device=DEVICE, fused=True,
+                           representation="counts")
 
 
 @pytest.mark.cuda

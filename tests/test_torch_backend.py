@@ -60,13 +60,10 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def simulate(p0, scenario, backend_device, *, mode="auto", metrics=None, **kw):
+def simulate(p0, scenario, backend_device, *, representation="auto", metrics=None, **kw):
     backend, device = backend_device
-    if backend == "torch" and mode != "auto":
-        return run_loop_torch(np.atleast_2d(p0), scenario, n_runs=kw.pop("n_runs"),
-                              n_generations=kw.pop("n_generations"), entropy=kw.pop("seed"),
-                              names=resolve_metrics(metrics), device=device, mode=mode, **kw)
-    return run_loop(p0, scenario, backend=backend, device=device, metrics=metrics, **kw)
+    return run_loop(p0, scenario, backend=backend, device=device, metrics=metrics,
+                    representation=representation, **kw)
 
 
 def S_fully(m, n, S0):
@@ -122,13 +119,13 @@ def test_theory_in_both_representations(p0_small, mode):
     eq. 6 and eq. 9."""
     S0 = float(np.sum(p0_small ** 2))
     n = 64
-    res = simulate(p0_small, FullySynthetic(n), ("torch", "cpu"), mode=mode, n_runs=3000,
+    res = simulate(p0_small, FullySynthetic(n), ("torch", "cpu"), representation=mode, n_runs=3000,
                    n_generations=40, seed=23, metrics=("sigma",))
     assert res.data.attrs["representation"] == mode
     mean, se = res.mean("sigma")
     for m in (1, 5, 20, 40):
         assert abs((mean[m] - S_fully(m, n, S0)) / se[m]) < Z_MAX, (m, mean[m])
-    res = simulate(p0_small, PartiallySynthetic(n, 40), ("torch", "cpu"), mode=mode,
+    res = simulate(p0_small, PartiallySynthetic(n, 40), ("torch", "cpu"), representation=mode,
                    n_runs=3000, n_generations=10, seed=24, metrics=("sigma",))
     mean, se = res.mean("sigma")
     for m in (1, 2, 10):
@@ -139,7 +136,7 @@ def test_theory_in_both_representations(p0_small, mode):
 @pytest.mark.parametrize("mode", ["tokens", "counts"])
 def test_proposition1_absorbed_token(p0_small, mode, device):
     """P(p(m) → δ_i) = p_i: chi-square goodness of fit of the absorbed tokens."""
-    res = simulate(p0_small, FullySynthetic(4), ("torch", device), mode=mode, n_runs=4000,
+    res = simulate(p0_small, FullySynthetic(4), ("torch", device), representation=mode, n_runs=4000,
                    n_generations=400, seed=25, metrics=("sigma",))
     tokens = res.data["absorbed_token"].values.ravel()
     assert np.all(tokens >= 0)
@@ -199,7 +196,7 @@ def test_every_scenario_agrees_with_numpy(p0_fig6, scenario, mode):
         pytest.skip("needs the order of the tokens")
     kw = dict(n_runs=1500, n_generations=3)
     ref = simulate(p0_fig6, scenario, ("numpy", "cpu"), seed=41, **kw)
-    new = simulate(p0_fig6, scenario, ("torch", "cpu"), mode=mode, seed=42, **kw)
+    new = simulate(p0_fig6, scenario, ("torch", "cpu"), representation=mode, seed=42, **kw)
     assert set(new.data.data_vars) == set(ref.data.data_vars)
     assert new.data["sigma"].shape == ref.data["sigma"].shape
     ds = new.data
@@ -221,7 +218,8 @@ def test_multi_context_matches_numpy(mode):
     p0 /= p0.sum(axis=1, keepdims=True)
     kw = dict(n_runs=2000, n_generations=4, metrics=("sigma", "l1_to_true"))
     ref = simulate(p0, PartiallySynthetic(8, 5), ("numpy", "cpu"), seed=51, **kw)
-    new = simulate(p0, PartiallySynthetic(8, 5), ("torch", "cpu"), mode=mode, seed=52, **kw)
+    new = simulate(p0, PartiallySynthetic(8, 5), ("torch", "cpu"), representation=mode, seed=52,
+                   **kw)
     assert new.data.attrs["representation"] == mode
     for name in ("sigma", "l1_to_true"):
         a, b = ref.data[name].values[:, :, -1], new.data[name].values[:, :, -1]
@@ -325,7 +323,7 @@ def test_same_seed_same_numbers_whatever_the_chunking(p0_small, scenario, device
 
 
 def test_counts_representation_chunking(p0_small):
-    kw = dict(n_runs=2100, n_generations=30, seed=63, mode="counts")
+    kw = dict(n_runs=2100, n_generations=30, seed=63, representation="counts")
     whole = simulate(p0_small, FullySynthetic(40), ("torch", "cpu"), **kw)
     chunked = simulate(p0_small, FullySynthetic(40), ("torch", "cpu"), chunk_runs=1000, **kw)
     _assert_same(_arrays(whole), _arrays(chunked))
@@ -397,8 +395,14 @@ def test_bad_arguments_are_rejected(p0_small):
         with pytest.raises(ValueError, match="no CUDA device"):
             run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2, backend="torch",
                      device="cuda")
-    with pytest.raises(ValueError, match="'mode' parameter of simulate cannot be 'counts'"):
-        simulate(p0_small, RandomPool(5), ("torch", "cpu"), mode="counts", n_runs=2,
+    with pytest.raises(ValueError, match="needs backend 'torch'; the numpy backend takes"):
+        run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2,
+                 representation="tokens")
+    with pytest.raises(ValueError, match="'representation' parameter of simulate must be one"):
+        run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2, backend="torch",
+                 representation="sparse")
+    with pytest.raises(ValueError, match="'representation' parameter of simulate cannot be"):
+        simulate(p0_small, RandomPool(5), ("torch", "cpu"), representation="counts", n_runs=2,
                  n_generations=2, seed=1)
     with pytest.raises(ValueError, match="'chunk_runs' parameter"):
         run_loop(p0_small, FullySynthetic(5), n_runs=2000, n_generations=2, chunk_runs=300,

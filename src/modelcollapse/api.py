@@ -37,5 +37,6 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
     scenario = spec.build_scenario()
     return run_loop(np.asarray(p0), scenario, n_runs=spec.runs, n_generations=spec.generations,
                     seed=entropy, metrics=spec.metrics, chunk_runs=chunk_runs, progress=progress,
-                    backend=spec.backend, device=spec.device, threads=threads,
+                    backend=spec.backend, device=spec.device,
+                    representation=spec.representation, threads=threads,
                     spec=spec.model_dump(mode="json"))

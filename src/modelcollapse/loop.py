@@ -211,8 +211,9 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
              seed: int | np.random.SeedSequence | None = None,
              metrics: Sequence[str] | None = None, stop_when_absorbed: bool = True,
              chunk_runs: int | None = None, progress: bool | None = None,
-             backend: str = "numpy", device: str = "cpu", compiled: bool | None = None,
-             threads: int | None = None, spec: dict | None = None) -> Result:
+             backend: str = "numpy", device: str = "cpu", representation: str = "auto",
+             compiled: bool | None = None, threads: int | None = None,
+             spec: dict | None = None) -> Result:
     """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
 
     ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
@@ -222,7 +223,9 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     (run, context, generation) with generation 0 = p(0).
 
     ``backend="torch"`` runs the same loop with PyTorch on ``device`` ("cpu" or "cuda");
-    each backend is reproducible on its own, and the two agree in distribution.
+    each backend is reproducible on its own, and the two agree in distribution. Its
+    ``representation`` of a model ("tokens", "counts" or "auto", see docs/backends.md) is
+    exact either way; the numpy backend takes only "auto".
     ``compiled`` chooses the numpy backend's metric route: numba kernels (default when numba
     is installed) or numpy passes. The draws are the same; float metrics agree to rounding.
     ``threads`` caps the threads of the compiled partially synthetic route (default:
@@ -241,13 +244,18 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
                          f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
 
     check_choice(backend, "backend", ("numpy", "torch"))
+    check_choice(representation, "representation", ("auto", "tokens", "counts"))
     if backend == "torch":
         from .torch_backend import run_loop_torch
 
         return run_loop_torch(p0, scenario, n_runs=n_runs, n_generations=n_generations,
                               entropy=entropy, names=names, chunk_runs=chunk_runs,
                               progress=progress, device=device, spec=spec,
-                              stop_when_absorbed=stop_when_absorbed)
+                              stop_when_absorbed=stop_when_absorbed,
+                              representation=representation)
+    if representation != "auto":
+        raise ValueError(f"The 'representation' parameter of simulate is {representation!r}, "
+                         f"which needs backend 'torch'; the numpy backend takes 'auto'.")
     p_live, token_ids = _live_support(p0)
     n_contexts = p0.shape[0]
     store = _Store(n_runs * n_contexts, n_generations, names)

@@ -58,6 +58,9 @@ class SimulationSpec(BaseModel):
     metrics: tuple[str, ...] | None = None
     backend: Literal["numpy", "torch"] = "numpy"
     device: str = "cpu"
+    representation: Literal["auto", "tokens", "counts"] = Field(
+        "auto", description="how the torch backend holds a model: its training tokens, its "
+                            "counts, or whichever its rule picks (docs/backends.md)")
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationSpec:
@@ -92,8 +95,16 @@ class SimulationSpec(BaseModel):
                                  f"'literal'; got {self.K}")
         if self.backend == "torch":
             _check_torch_device(self.device)
+            if self.representation == "counts":
+                from .torch_backend.history import counts_ready
+
+                if not counts_ready(self.build_scenario()):
+                    raise ValueError(f"'representation' 'counts' cannot run scenario "
+                                     f"'{self.scenario}': it needs the order of the tokens")
         elif self.device != "cpu":
             raise ValueError(f"'device' {self.device!r} needs backend 'torch'")
+        elif self.representation != "auto":
+            raise ValueError(f"'representation' {self.representation!r} needs backend 'torch'")
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:

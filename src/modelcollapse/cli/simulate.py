@@ -54,6 +54,9 @@ def _text_summary(summary: dict) -> str:
 @click.option("--seed", type=int)
 @click.option("--backend", type=click.Choice(["numpy", "torch"]))
 @click.option("--device", type=str, help="cpu or cuda (torch backend).")
+@click.option("--representation", type=click.Choice(["auto", "tokens", "counts"]),
+              help="How the torch backend holds a model: training tokens or counts "
+                   "(default auto).")
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
 @click.option("--out", type=click.Path(file_okay=False), help="Write result, summary, plot here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",

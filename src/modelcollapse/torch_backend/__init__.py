@@ -18,6 +18,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("The 'backend' parameter of simulate is 'torch', which needs PyTorch: "
                       "pip install 'modelcollapse[lm]'.") from exc
 
-from .loop import MODES, resolve_device, run_loop_torch
+from .loop import REPRESENTATIONS, resolve_device, run_loop_torch
 
-__all__ = ["MODES", "resolve_device", "run_loop_torch"]
+__all__ = ["REPRESENTATIONS", "resolve_device", "run_loop_torch"]

@@ -32,11 +32,11 @@ from .history import CountHistory, TokenHistory, TorchModel, counts_ready, train
 from .metrics import CountScratch, Truth, absorbed_metrics, dense_metrics
 from .streams import TorchRowStreams
 
-__all__ = ["MODES", "resolve_device", "run_loop_torch"]
+__all__ = ["REPRESENTATIONS", "resolve_device", "run_loop_torch"]
 
 #: Model representations: "tokens" (index draw + gather), "counts" (conditional binomials),
 #: "auto" (counts when the draws per model are many times the live support).
-MODES = ("auto", "tokens", "counts")
+REPRESENTATIONS = ("auto", "tokens", "counts")
 #: Generations between looks at the device (drop absorbed runs, stop when all are).
 CHECK_EVERY = {"cpu": 8, "cuda": 8}
 #: "auto" holds models as counts once a draw exceeds this many times the number of
@@ -80,30 +80,30 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                    entropy: int, names: Sequence[str], chunk_runs: int | None = None,
                    progress: bool | None = None, device: str | torch.device = "cpu",
                    spec: dict | None = None, stop_when_absorbed: bool = True,
-                   mode: str = "auto", fused: bool | None = None,
+                   representation: str = "auto", fused: bool | None = None,
                    timings: dict | None = None) -> Result:
     """The loop of :func:`modelcollapse.loop.run_loop` with ``backend="torch"``.
 
     ``p0`` is validated, (contexts, vocab); ``names`` resolved metric names; ``entropy`` the
     seed entropy. Runs go in chunks of ``chunk_runs`` (a multiple of the run block; default
     all at once); results do not depend on it, so a chunk that does not fit in device memory
-    is run again as chunks of half as many runs, with a RuntimeWarning. ``mode`` picks the
-    model representation (see :data:`MODES`); both are exact, and each is reproducible on its
-    own. ``fused`` picks the span kernel of :mod:`.fused` for the fully and partially
-    synthetic loops (None: wherever it applies on CUDA with Triton; True: insist; False: the
-    generic route). ``timings``, if given, receives the
-    seconds spent in the generation loops (``loop_s``) and in assembling the Result
-    (``assemble_s``), for benchmarks.
+    is run again as chunks of half as many runs, with a RuntimeWarning. ``representation``
+    picks how a model is held (see :data:`REPRESENTATIONS`); both are exact, and each is
+    reproducible on its own. ``fused`` picks the span kernel of :mod:`.fused` for the fully
+    and partially synthetic loops (None: wherever it applies on CUDA with Triton; True:
+    insist; False: the generic route). ``timings``, if given, receives the seconds spent in
+    the generation loops (``loop_s``) and in assembling the Result (``assemble_s``), for
+    benchmarks.
     """
     dev = resolve_device(device)
-    check_choice(mode, "mode", MODES)
+    check_choice(representation, "representation", REPRESENTATIONS)
     n_contexts = p0.shape[0]
     chunk = n_runs if chunk_runs is None else check_int(chunk_runs, "chunk_runs", low=1)
     if chunk % RUN_BLOCK and chunk < n_runs:
         raise ValueError(f"The 'chunk_runs' parameter of simulate must be a multiple of "
                          f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
     p_live, token_ids = _live_support(p0)
-    use_counts = _use_counts(mode, scenario, p_live.shape[1], n_generations, dev)
+    use_counts = _use_counts(representation, scenario, p_live.shape[1], n_generations, dev)
     fused_route = use_fused(fused, scenario, names, use_counts, dev)
     # Every cell is written by the loop (tests/test_torch_store.py): filling hundreds of
     # megabytes first would cost page faults before the device starts; unfilled, they fall
@@ -164,15 +164,16 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     return True
 
 
-def _use_counts(mode: str, scenario: Scenario, k: int, n_generations: int,
+def _use_counts(representation: str, scenario: Scenario, k: int, n_generations: int,
                 dev: torch.device) -> bool:
     ready = counts_ready(scenario)
-    if mode == "counts":
+    if representation == "counts":
         if not ready:
-            raise ValueError(f"The 'mode' parameter of simulate cannot be 'counts' for "
+            raise ValueError(f"The 'representation' parameter of simulate cannot be 'counts' "
+                             f"for "
                              f"{scenario.describe()}: it needs the order of the tokens.")
         return True
-    if mode == "tokens" or not ready:
+    if representation == "tokens" or not ready:
         return False
     binomials = (1 << max(0, (k - 1).bit_length())) - 1
     return _typical_draw(scenario, n_generations) >= COUNTS_RATIO[dev.type] * max(binomials, 1)
