@@ -47,8 +47,8 @@ COUNTS_RATIO = {"cpu": 8.0, "cuda": 8.0}
 #: short; a span of the fused route ends at a window's end, so a window holds several checks.
 LOG_WIDTH = 32
 #: Whether the metric log reaches the host store on a worker thread, per device type: on
-#: CUDA the host is otherwise idle while the device computes; on a CPU the copy would compete
-#: with the generations for the same cores (3–25 % slower at 10^2 and 10^4 runs, 2 cores).
+#: CUDA the host is otherwise idle while the device computes; on a CPU the device is the host,
+#: and a worker would only compete with the generations for the same cores.
 BACKGROUND_COPIES = {"cpu": False, "cuda": True}
 #: Device memory for the metric log, in float64 values (256 MiB).
 _LOG_VALUES = 1 << 25
