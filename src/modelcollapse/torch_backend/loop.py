@@ -11,6 +11,7 @@ are those of the Dirac mass, and its outcomes were recorded when it was absorbed
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -113,29 +114,14 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                desc=scenario.name, leave=False)
     copier = _HostCopier(dev)
     start = time.perf_counter()
-    try:
-        first_run = 0
-        while first_run < n_runs:
-            runs = min(chunk, n_runs - first_run)
-            done = bar.n
-            if _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-                          use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed):
-                first_run += runs
-                continue
-            # Out of device memory: the same runs again, in smaller chunks, which rewrite
-            # every cell the failed chunk wrote, with the same values (results do not depend
-            # on the chunking). The failed chunk's tensors are unreachable by now.
-            chunk = max(RUN_BLOCK, runs // 2 // RUN_BLOCK * RUN_BLOCK)
-            copier.finish()
-            bar.n = done
-            torch.cuda.empty_cache()
-            warnings.warn(f"{runs} runs at a time did not fit in the memory of {dev}; running "
-                          f"{chunk} at a time (the results do not depend on it).",
-                          RuntimeWarning, stacklevel=2)
-        copier.finish()
-    finally:
-        copier.close()
-        bar.close()
+    # Triton launches on the current CUDA device, whatever device its tensors are on.
+    with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
+        try:
+            _run_chunks(p_live, scenario, n_runs, chunk, n_generations, entropy, names,
+                        use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed)
+        finally:
+            copier.close()
+            bar.close()
     looped = time.perf_counter()
     result = build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
                           names, scenario=scenario, entropy=entropy, spec=spec)
@@ -145,6 +131,29 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     if timings is not None:
         timings.update(loop_s=looped - start, assemble_s=time.perf_counter() - looped)
     return result
+
+
+def _run_chunks(p_live, scenario, n_runs, chunk, n_generations, entropy, names, use_counts,
+                fused_route, dev, store, copier, bar, stop_when_absorbed) -> None:
+    """All runs into the store, ``chunk`` runs at a time, fewer where the device runs out of
+    memory: the same runs again, in smaller chunks, which rewrite every cell the failed chunk
+    wrote, with the same values (results do not depend on the chunking)."""
+    first_run = 0
+    while first_run < n_runs:
+        runs = min(chunk, n_runs - first_run)
+        done = bar.n
+        if _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
+                      use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed):
+            first_run += runs
+            continue
+        chunk = max(RUN_BLOCK, runs // 2 // RUN_BLOCK * RUN_BLOCK)
+        copier.finish()
+        bar.n = done
+        torch.cuda.empty_cache()  # the failed chunk's tensors are unreachable by now
+        warnings.warn(f"{runs} runs at a time did not fit in the memory of {dev}; running "
+                      f"{chunk} at a time (the results do not depend on it).",
+                      RuntimeWarning, stacklevel=3)
+    copier.finish()
 
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names, use_counts,
