@@ -374,9 +374,12 @@ class _ChunkLoop:
         out = self.store.outcomes
         rows = self.alive[rows_host]
         mask = torch.as_tensor(rows_host, device=self.dev)
-        out["collapse_time"][rows] = self.collapse_time[mask].cpu().numpy()
-        out["absorption_time"][rows] = self.absorption_time[mask].cpu().numpy()
-        out["absorbed_token"][rows] = self.absorbed_token[mask].cpu().numpy()
+        # One copy to the host for the three (token ids are exact in float64).
+        times_and_token = torch.stack([self.collapse_time, self.absorption_time,
+                                       self.absorbed_token.double()])[:, mask].cpu().numpy()
+        out["collapse_time"][rows] = times_and_token[0]
+        out["absorption_time"][rows] = times_and_token[1]
+        out["absorbed_token"][rows] = times_and_token[2].astype(np.int64)
 
 
 class _HostCopier:
