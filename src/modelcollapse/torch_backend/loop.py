@@ -179,8 +179,7 @@ def _use_counts(representation: str, scenario: Scenario, k: int, n_generations: 
     if representation == "counts":
         if not ready:
             raise ValueError(f"The 'representation' parameter of simulate cannot be 'counts' "
-                             f"for "
-                             f"{scenario.describe()}: it needs the order of the tokens.")
+                             f"for {scenario.describe()}: it needs the order of the tokens.")
         return True
     if representation == "tokens" or not ready:
         return False
@@ -352,7 +351,7 @@ class _ChunkLoop:
                                 self.names)
         self.log.settle(gone, fill, m)
         self._write_outcomes(settled)
-        self.bar.update((self.n_generations - m) * int(settled.sum()) // max(self.n_contexts, 1))
+        self.bar.update((self.n_generations - m) * count // max(self.n_contexts, 1))
         keep_host = ~settled
         if not keep_host.any():
             return True
@@ -549,9 +548,9 @@ class _MetricLog:
     def fill_rest(self, store: _Store, n_generations: int) -> None:
         """Once every run has stopped and the log is flushed: the generations after it hold
         each run's Dirac metrics."""
-        columns = slice(self.start, n_generations + 1)
         if self.start > n_generations:
             return
+        columns = slice(self.start, n_generations + 1)
         if self.names:
             torch.from_numpy(store.table)[:, self.rows, columns] = (
                 self.settled_values.cpu()[:, :, None])
