@@ -106,12 +106,12 @@ def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, represen
 
 
 def theory_max_z(res, expected, last: int = 300) -> float:
-    """Largest |z| of mean σ_m against ``expected(m)`` (Theorem 1 eq. 6 or Theorem 2 eq. 9)
-    over m = 1 … min(G, last), where the standard error is positive (once every run has
-    collapsed, σ_m = 1 exactly)."""
+    """Largest |z| of mean σ_m against ``expected(m)`` (Theorem 1 eq. 6 or Theorem 2 eq. 9,
+    for an array of m) over m = 1 … min(G, last), where the standard error is positive (once
+    every run has collapsed, σ_m = 1 exactly)."""
     mean, se = res.mean("sigma")
     m = np.arange(1, min(mean.size, last + 1))
-    z = (mean[m] - np.array([expected(int(g)) for g in m])) / np.where(se[m] > 0, se[m], np.nan)
+    z = (mean[m] - expected(m)) / np.where(se[m] > 0, se[m], np.nan)
     return float(np.nanmax(np.abs(z)))
 
 
