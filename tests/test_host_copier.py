@@ -67,6 +67,70 @@ def test_strided_blocks_of_mixed_types_land_in_place(device, background):
     assert not _copier_threads()
 
 
+def test_jobs_run_in_order_before_the_next_copy(monkeypatch, background):
+    """Host work started on the copier (the store's fault-in, the staging buffer) is done, in
+    the order started, before the next copy; an error in a job reaches finish, once every
+    job in flight has ended."""
+    order = []
+    deliver = torch_loop._deliver
+
+    def recorded(staged, copied):
+        deliver(staged, copied)
+        order.append("copy")
+
+    def broken():
+        raise OSError("the store cannot be mapped")
+
+    monkeypatch.setattr(torch_loop, "_deliver", recorded)
+    copier = torch_loop._HostCopier(torch.device("cpu"))
+    host = np.zeros(4)
+    try:
+        copier.start(lambda: order.append("first"))
+        copier.start(lambda: order.append("second"))
+        copier.send([(torch.ones(4, dtype=torch.float64), torch.from_numpy(host))])
+        copier.finish()
+        assert order == ["first", "second", "copy"]
+        np.testing.assert_array_equal(host, 1.0)
+        if background:
+            copier.start(broken)
+            copier.start(lambda: order.append("after"))
+            with pytest.raises(OSError, match="cannot be mapped"):
+                copier.finish()
+            assert order[-1] == "after"
+        else:
+            with pytest.raises(OSError, match="cannot be mapped"):
+                copier.start(broken)
+    finally:
+        copier.close()
+    assert not _copier_threads()
+
+
+def test_a_reserved_staging_buffer_serves_every_send(background):
+    """After reserve, sends of the reserved tensors or of column slices of them stage into
+    the same buffer (no page-locking at a send); an inline CPU copier stages nothing."""
+    values = torch.rand((2, 50, 9), dtype=torch.float64)
+    flags = torch.rand((50, 9)) < 0.5
+    flags_host, values_host = np.zeros((50, 20), dtype=bool), np.zeros((2, 50, 20))
+    copier = torch_loop._HostCopier(torch.device("cpu"))
+    try:
+        copier.reserve([values, flags])
+        copier.finish()
+        if not background:
+            assert copier.buffer.numel() == 0
+            return
+        buffer = copier.buffer.data_ptr()
+        for start, width in ((0, 9), (9, 4)):
+            columns = slice(start, start + width)
+            copier.send([(flags[:, :width], torch.from_numpy(flags_host)[:, columns]),
+                         (values[:, :, :width], torch.from_numpy(values_host)[:, :, columns])])
+            copier.finish()
+            assert copier.buffer.data_ptr() == buffer
+        np.testing.assert_array_equal(values_host[:, :, 9:13], values[:, :, :4].numpy())
+        np.testing.assert_array_equal(flags_host[:, :9], flags.numpy())
+    finally:
+        copier.close()
+
+
 def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch, background):
     """An error in a copy (on the worker thread or not) reaches the caller of the loop, which
     leaves no worker behind."""

@@ -5,10 +5,16 @@ host page faults on the critical path).
 
 Covered: both routes (the fused one in Triton's interpreter on a CPU), runs that stop and
 runs that go on after absorption, absorbed runs dropped at checks, several log windows,
-chunks, and a chunk run again after running out of device memory.
+chunks, a chunk run again after running out of device memory, and copies on a worker thread
+racing the store's fault-in. The fault-in itself maps the store's pages without changing a
+value.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,9 +72,11 @@ def _short_windows(monkeypatch):
                                       MostRecent(4, 2), RandomPool(4)],
                          ids=lambda s: s.describe())
 @pytest.mark.parametrize("stop", [True, False], ids=["stop", "go-on"])
-def test_generic_route_writes_every_cell(p0_small, scenario, stop, monkeypatch):
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "worker"])
+def test_generic_route_writes_every_cell(p0_small, scenario, stop, background, monkeypatch):
     """Over 60 generations every fully synthetic run is absorbed, so the loop stops early
     there (with no log window left to write the generations after)."""
+    monkeypatch.setitem(torch_loop.BACKGROUND_COPIES, "cpu", background)
     p0 = np.stack([p0_small, np.eye(p0_small.size)[2]])  # the second context starts absorbed
     result = _same_whatever_the_arrays_held(monkeypatch, lambda: run_loop_torch(
         p0, scenario, n_runs=2 * RUN_BLOCK + 300, n_generations=60, entropy=4,
@@ -95,3 +103,44 @@ def test_a_chunk_run_again_writes_every_cell(p0_small, monkeypatch, device_memor
         _same_whatever_the_arrays_held(monkeypatch, lambda: run_loop_torch(
             np.atleast_2d(p0_small), FullySynthetic(4), n_runs=2 * RUN_BLOCK,
             n_generations=11, entropy=4, names=resolve_metrics(None), progress=False))
+
+
+#: In a fresh interpreter (no freed memory for the allocator to hand out again): the share of
+#: a new unfilled store's bytes that ``fault_in`` makes resident.
+_RESIDENT_SHARE = """
+import mmap
+from pathlib import Path
+from modelcollapse.loop import _Store
+from modelcollapse.metrics import resolve_metrics
+
+def resident():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * mmap.PAGESIZE
+
+store = _Store(10_000, 79, resolve_metrics(None), filled=False)
+size = store.table.nbytes + store.arrays["collapsed"].nbytes
+before = resident()
+store.fault_in()
+print((resident() - before) / size)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
+def test_fault_in_maps_every_page_of_a_cold_store():
+    """An unfilled store of 40 MB (fresh pages: nothing resident) is resident afterwards."""
+    share = subprocess.run([sys.executable, "-c", _RESIDENT_SHARE], check=True,
+                           capture_output=True, text=True).stdout
+    assert float(share) >= 0.95
+
+
+@pytest.mark.parametrize("names", [resolve_metrics(None), ("collapsed",)],
+                         ids=["all-metrics", "collapsed-only"])
+def test_fault_in_changes_no_value(names):
+    store = numpy_loop._Store(3000, 40, names, filled=False)
+    gen = np.random.default_rng(0)
+    store.table[...] = gen.standard_normal(store.table.shape)
+    store.table[store.table > 2] = np.nan
+    store.arrays["collapsed"][...] = gen.random(store.arrays["collapsed"].shape) < 0.5
+    table, collapsed = store.table.copy(), store.arrays["collapsed"].copy()
+    store.fault_in()
+    np.testing.assert_array_equal(store.table, table)
+    np.testing.assert_array_equal(store.arrays["collapsed"], collapsed)

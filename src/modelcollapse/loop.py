@@ -13,6 +13,7 @@ are filled in exactly.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 
 import numpy as np
@@ -295,6 +296,21 @@ class _Store:
         self.outcomes = {"collapse_time": np.full(n_rows, np.nan),
                          "absorption_time": np.full(n_rows, np.nan),
                          "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
+
+    def fault_in(self) -> None:
+        """Map every page of the metric arrays into memory, in this thread, values unchanged.
+
+        For an unfilled store written by a thread pool (the torch loop's copies): where the
+        kernel backs large allocations with transparent huge pages, several threads taking
+        first-touch faults in the same region stall one another — a (2, 10^5, 101) float64
+        table took 185 ms to copy one window into cold, against 10 ms faulted in first by
+        one thread (fault-in included; 2 cores, benchmarks/bench_host_store.py).
+        """
+        for array in (self.table, self.arrays["collapsed"]):
+            flat = array.reshape(-1)
+            step = max(1, mmap.PAGESIZE // flat.itemsize)
+            # A copy first: numpy skips assigning a view to itself, which would touch nothing.
+            flat[::step] = flat[::step].copy()
 
 
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,

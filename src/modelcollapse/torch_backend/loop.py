@@ -12,9 +12,10 @@ are those of the Dirac mass, and its outcomes were recorded when it was absorbed
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -106,9 +107,9 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     p_live, token_ids = _live_support(p0)
     use_counts = _use_counts(representation, scenario, p_live.shape[1], n_generations, dev)
     fused_route = use_fused(fused, scenario, names, use_counts, dev)
-    # Every cell is written by the loop (tests/test_torch_store.py): filling hundreds of
-    # megabytes first would cost page faults before the device starts; unfilled, they fall
-    # on the copies, which overlap the device's work.
+    # Every cell is written by the loop (tests/test_torch_store.py), so the store is not
+    # filled first; its pages are faulted in by one thread (see _Store.fault_in), on CUDA
+    # while the device runs the first generations.
     store = _Store(n_runs * n_contexts, n_generations, names, filled=False)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
@@ -117,6 +118,7 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     # Triton launches on the current CUDA device, whatever device its tensors are on.
     with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
         try:
+            copier.start(store.fault_in)
             _run_chunks(p_live, scenario, n_runs, chunk, n_generations, entropy, names,
                         use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed)
         finally:
@@ -393,6 +395,9 @@ class _HostCopier:
     raises what went wrong in it. The store's rows and generations a copy writes are written
     by nothing else meanwhile. On a CPU the device is the host: the log goes straight into
     the store.
+
+    Host work the copies depend on — faulting in the store's pages, page-locking the staging
+    buffer — goes the same way (:meth:`start`), so that it too runs while the device works.
     """
 
     #: Byte alignment of each tensor in the staging buffer (a float64 view needs 8).
@@ -405,7 +410,23 @@ class _HostCopier:
         self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
         self.worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcollapse-copy")
                        if self.background else None)
-        self.in_flight: Future | None = None
+        # Jobs and copies queued on the worker, in the order it runs them.
+        self.in_flight: list[Future] = []
+
+    def start(self, job: Callable[[], object]) -> None:
+        """Run host work that later copies need done: on the worker, after what is queued
+        there, or here and now without one. The next :meth:`send` waits for it."""
+        if self.background:
+            self.in_flight.append(self.worker.submit(job))
+        else:
+            job()
+
+    def reserve(self, sources: Sequence[torch.Tensor]) -> None:
+        """Make the staging buffer hold copies of ``sources`` (and of any slices of them)
+        before the first send: page-locking tens of megabytes keeps the driver busy for
+        milliseconds, which the device would otherwise wait out when the log is full."""
+        if self.pinned or self.background:
+            self.start(functools.partial(self._grow, sum(self._staged_bytes(sources))))
 
     def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Copy each device tensor into its host tensor of the same shape (a view of the
@@ -418,18 +439,13 @@ class _HostCopier:
         if self.pinned:
             copied = torch.cuda.Event()
             copied.record(torch.cuda.current_stream(self.dev))
-        if self.background:
-            self.in_flight = self.worker.submit(_deliver, staged, copied)
-        else:
-            _deliver(staged, copied)
+        self.start(functools.partial(_deliver, staged, copied))
 
     def _stage(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Queue each source's copy into the staging buffer; (staged, target) pairs."""
-        sizes = [-(-src.numel() * src.element_size() // self.ALIGN) * self.ALIGN
-                 for src, _ in pairs]
-        if sum(sizes) > self.buffer.numel():
-            self.buffer = torch.empty(sum(sizes), dtype=torch.uint8, pin_memory=self.pinned)
+        sizes = self._staged_bytes([source for source, _ in pairs])
+        self._grow(sum(sizes))
         staged, offset = [], 0
         for (source, target), size in zip(pairs, sizes):
             nbytes = source.numel() * source.element_size()
@@ -439,11 +455,21 @@ class _HostCopier:
             offset += size
         return staged
 
+    def _staged_bytes(self, sources: Sequence[torch.Tensor]) -> list[int]:
+        return [-(-source.numel() * source.element_size() // self.ALIGN) * self.ALIGN
+                for source in sources]
+
+    def _grow(self, nbytes: int) -> None:
+        if nbytes > self.buffer.numel():
+            self.buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.pinned)
+
     def finish(self) -> None:
-        """Wait for the copy in flight, if any."""
-        in_flight, self.in_flight = self.in_flight, None
-        if in_flight is not None:
-            in_flight.result()
+        """Wait for the jobs and copies in flight; raise the first thing that went wrong."""
+        in_flight, self.in_flight = self.in_flight, []
+        errors = [future.exception() for future in in_flight]  # waits for each
+        for error in errors:
+            if error is not None:
+                raise error
 
     def close(self) -> None:
         try:
@@ -485,6 +511,7 @@ class _MetricLog:
         self.values = torch.empty((len(self.names), rows, columns), dtype=torch.float64,
                                   device=dev)
         self.collapsed = torch.empty((rows, columns), dtype=torch.bool, device=dev)
+        copier.reserve([self.values, self.collapsed])
         self.rows = slice(first_row, first_row + rows)  # in the store
         # Log row of each row still simulated; None while they are all of them.
         self.position: torch.Tensor | None = None
@@ -550,6 +577,7 @@ class _MetricLog:
         each run's Dirac metrics."""
         if self.start > n_generations:
             return
+        self.copier.finish()  # jobs in flight may still touch any part of the store
         columns = slice(self.start, n_generations + 1)
         if self.names:
             torch.from_numpy(store.table)[:, self.rows, columns] = (
