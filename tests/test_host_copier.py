@@ -2,8 +2,9 @@
 default) or inline (the CPU's): both are run here on the CPU, the worker by switching it on.
 
 They must deliver every value to its place whatever the layout, never let a later copy
-overwrite a staged one before it is delivered, and surface a failure in the worker as an
-error of the run, with the worker gone afterwards.
+overwrite a staged one before it is delivered, write the store only once it is prepared
+(without the loop waiting for that), and surface a failure in the worker as an error of the
+run, with the worker gone afterwards.
 """
 
 from __future__ import annotations
@@ -67,39 +68,53 @@ def test_strided_blocks_of_mixed_types_land_in_place(device, background):
     assert not _copier_threads()
 
 
-def test_jobs_run_in_order_before_the_next_copy(monkeypatch, background):
-    """Host work started on the copier (the store's fault-in, the staging buffer) is done, in
-    the order started, before the next copy; an error in a job reaches finish, once every
-    job in flight has ended."""
-    order = []
-    deliver = torch_loop._deliver
+def test_copies_wait_for_the_store_and_the_loop_does_not(background):
+    """A copy's host leg waits until the store is prepared; on the worker, the send that
+    queues it does not (the loop goes on launching generations meanwhile)."""
+    gate, prepared = threading.Event(), threading.Event()
 
-    def recorded(staged, copied):
-        deliver(staged, copied)
-        order.append("copy")
+    def prepare():
+        gate.wait(timeout=30)
+        prepared.set()
 
-    def broken():
-        raise OSError("the store cannot be mapped")
-
-    monkeypatch.setattr(torch_loop, "_deliver", recorded)
     copier = torch_loop._HostCopier(torch.device("cpu"))
     host = np.zeros(4)
     try:
-        copier.start(lambda: order.append("first"))
-        copier.start(lambda: order.append("second"))
+        if not background:
+            gate.set()  # inline, preparing the store is the first thing done
+        copier.prepare_store(prepare)
         copier.send([(torch.ones(4, dtype=torch.float64), torch.from_numpy(host))])
-        copier.finish()
-        assert order == ["first", "second", "copy"]
-        np.testing.assert_array_equal(host, 1.0)
+        assert prepared.is_set() == (not background)
         if background:
-            copier.start(broken)
-            copier.start(lambda: order.append("after"))
+            np.testing.assert_array_equal(host, 0.0)  # not before the store is ready
+            gate.set()
+        copier.finish()
+        np.testing.assert_array_equal(host, 1.0)
+    finally:
+        gate.set()
+        copier.close()
+    assert not _copier_threads()
+
+
+def test_a_failed_store_preparation_fails_the_copies(background):
+    """Its error reaches the loop: at once inline, at the next finish on the worker (after
+    every copy in flight has ended), and the copy waiting for it is not made."""
+    def broken():
+        raise OSError("the store cannot be mapped")
+
+    copier = torch_loop._HostCopier(torch.device("cpu"))
+    host = np.zeros(4)
+    try:
+        if not background:
             with pytest.raises(OSError, match="cannot be mapped"):
-                copier.finish()
-            assert order[-1] == "after"
-        else:
-            with pytest.raises(OSError, match="cannot be mapped"):
-                copier.start(broken)
+                copier.prepare_store(broken)
+            return
+        copier.prepare_store(broken)
+        copier.send([(torch.ones(4, dtype=torch.float64), torch.from_numpy(host))])
+        with pytest.raises(OSError, match="cannot be mapped"):
+            copier.finish()
+        assert not copier.in_flight and not copier.store_ready
+        np.testing.assert_array_equal(host, 0.0)
     finally:
         copier.close()
     assert not _copier_threads()
@@ -134,7 +149,7 @@ def test_a_reserved_staging_buffer_serves_every_send(background):
 def test_a_failed_copy_fails_the_run_and_ends_the_worker(monkeypatch, background):
     """An error in a copy (on the worker thread or not) reaches the caller of the loop, which
     leaves no worker behind."""
-    def broken(staged, copied):
+    def broken(staged, copied, store_ready):
         raise OSError("the host store cannot be written")
 
     monkeypatch.setattr(torch_loop, "_deliver", broken)

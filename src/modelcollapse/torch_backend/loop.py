@@ -118,7 +118,7 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     # Triton launches on the current CUDA device, whatever device its tensors are on.
     with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
         try:
-            copier.start(store.fault_in)
+            copier.prepare_store(store.fault_in)
             _run_chunks(p_live, scenario, n_runs, chunk, n_generations, entropy, names,
                         use_counts, fused_route, dev, store, copier, bar, stop_when_absorbed)
         finally:
@@ -396,8 +396,10 @@ class _HostCopier:
     by nothing else meanwhile. On a CPU the device is the host: the log goes straight into
     the store.
 
-    Host work the copies depend on — faulting in the store's pages, page-locking the staging
-    buffer — goes the same way (:meth:`start`), so that it too runs while the device works.
+    Host work the copies depend on runs on the workers too, while the device works: the
+    store's preparation (:meth:`prepare_store`, its pages faulted in), which only the host's
+    leg of a copy waits for, and the staging buffer (:meth:`reserve`), which the next send
+    waits for.
     """
 
     #: Byte alignment of each tensor in the staging buffer (a float64 view needs 8).
@@ -408,16 +410,17 @@ class _HostCopier:
         self.pinned = dev.type == "cuda"
         self.background = BACKGROUND_COPIES[dev.type]
         self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
-        self.worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcollapse-copy")
+        # Two workers: the store's preparation depends on nothing and runs beside the rest,
+        # which only the copies' host legs wait for (on the other worker), so it never blocks.
+        self.worker = (ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelcollapse-copy")
                        if self.background else None)
-        # Jobs and copies queued on the worker, in the order it runs them.
-        self.in_flight: list[Future] = []
+        self.in_flight: list[Future] = []  # staging buffer and copies: a send waits for them
+        self.store_ready: list[Future] = []  # the store's preparation: copies wait for it
 
-    def start(self, job: Callable[[], object]) -> None:
-        """Run host work that later copies need done: on the worker, after what is queued
-        there, or here and now without one. The next :meth:`send` waits for it."""
+    def prepare_store(self, job: Callable[[], object]) -> None:
+        """Run ``job`` before any copy writes the store; the loop does not wait for it."""
         if self.background:
-            self.in_flight.append(self.worker.submit(job))
+            self.store_ready.append(self.worker.submit(job))
         else:
             job()
 
@@ -426,12 +429,13 @@ class _HostCopier:
         before the first send: page-locking tens of megabytes keeps the driver busy for
         milliseconds, which the device would otherwise wait out when the log is full."""
         if self.pinned or self.background:
-            self.start(functools.partial(self._grow, sum(self._staged_bytes(sources))))
+            self._submit(functools.partial(self._grow, sum(self._staged_bytes(sources))))
 
     def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Copy each device tensor into its host tensor of the same shape (a view of the
         store); in the background, returns once the copies are queued."""
-        self.finish()  # the staging buffer is free again
+        in_flight, self.in_flight = self.in_flight, []
+        _wait(in_flight)  # the staging buffer is free again, and large enough
         # The device's values are overwritten by later generations: a copy that finishes
         # later copies a staged snapshot.
         staged = self._stage(pairs) if self.pinned or self.background else list(pairs)
@@ -439,7 +443,13 @@ class _HostCopier:
         if self.pinned:
             copied = torch.cuda.Event()
             copied.record(torch.cuda.current_stream(self.dev))
-        self.start(functools.partial(_deliver, staged, copied))
+        self._submit(functools.partial(_deliver, staged, copied, tuple(self.store_ready)))
+
+    def _submit(self, job: Callable[[], object]) -> None:
+        if self.background:
+            self.in_flight.append(self.worker.submit(job))
+        else:
+            job()
 
     def _stage(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -464,12 +474,10 @@ class _HostCopier:
             self.buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.pinned)
 
     def finish(self) -> None:
-        """Wait for the jobs and copies in flight; raise the first thing that went wrong."""
-        in_flight, self.in_flight = self.in_flight, []
-        errors = [future.exception() for future in in_flight]  # waits for each
-        for error in errors:
-            if error is not None:
-                raise error
+        """Wait for everything in flight; raise the first thing that went wrong."""
+        futures = self.in_flight + self.store_ready
+        self.in_flight, self.store_ready = [], []
+        _wait(futures)
 
     def close(self) -> None:
         try:
@@ -479,9 +487,21 @@ class _HostCopier:
                 self.worker.shutdown()
 
 
-def _deliver(staged: list[tuple[torch.Tensor, torch.Tensor]], copied) -> None:
-    """The host's leg: once the device has filled the staging buffer, into the store (torch
-    copies a strided block on every core, and lets go of the interpreter meanwhile)."""
+def _wait(futures: Sequence[Future]) -> None:
+    """Wait for every future, then raise the first error among them."""
+    errors = [future.exception() for future in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def _deliver(staged: list[tuple[torch.Tensor, torch.Tensor]], copied,
+             store_ready: Sequence[Future] = ()) -> None:
+    """The host's leg: once the store is prepared and the device has filled the staging
+    buffer, into the store (torch copies a strided block on every core, and lets go of the
+    interpreter meanwhile)."""
+    for future in store_ready:
+        future.result()
     if copied is not None:
         copied.synchronize()
     for stage, target in staged:
