@@ -9,6 +9,7 @@ run, with the worker gone afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -177,3 +178,106 @@ def test_log_window_width_changes_no_value(scenario, monkeypatch, background):
         for name in results[0].data.data_vars:
             np.testing.assert_array_equal(results[0].data[name].values,
                                           other.data[name].values)
+
+
+class _Calls:
+    """Stand-ins for CUDA streams and events that record what the loop asks of them."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, ...]] = []
+        self.compute = self.Stream(self, "compute")
+
+    class Stream:
+        def __init__(self, calls, name):
+            self.calls, self.name = calls, name
+
+        def wait_stream(self, other):
+            self.calls.calls.append(("wait_stream", self.name, other.name))
+
+        def wait_event(self, event):
+            self.calls.calls.append(("wait_event", self.name, event.stream))
+
+    def event(self):
+        calls = self.calls
+
+        class Event:
+            stream = None
+
+            def record(self, stream):
+                self.stream = stream.name
+                calls.append(("record", stream.name))
+
+            def synchronize(self):
+                calls.append(("synchronize", self.stream))
+        return Event()
+
+
+def test_cuda_copies_and_log_writes_keep_their_order(monkeypatch, background):
+    """The CUDA branches, on a CPU with stand-ins for streams and events: each device → host
+    copy runs on the copier's stream after the generations that wrote the log (and keeps its
+    sources' memory), the host leg waits for the copy, and the log is not written again
+    before the copy has read it (a write or settle of the log waits for the last copy's
+    event first). The Result is the one the CPU branches give."""
+    calls = _Calls()
+    monkeypatch.setattr(torch.cuda, "Event", calls.event)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda dev: _Calls.Stream(calls, "copy"))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda dev=None: calls.compute)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: _on(calls, stream))
+    monkeypatch.setattr(torch.Tensor, "record_stream",
+                        lambda tensor, stream: calls.calls.append(("keep", stream.name)),
+                        raising=False)
+    for method in ("write", "settle"):
+        original = getattr(torch_loop._MetricLog, method)
+        monkeypatch.setattr(torch_loop._MetricLog, method, _recorded(calls, method, original))
+    monkeypatch.setattr(torch_loop, "LOG_WIDTH", 4)
+
+    class PinnedCopier(torch_loop._HostCopier):
+        """The CUDA copier, with pageable memory for its page-locked staging buffer."""
+
+        def __init__(self, dev):
+            super().__init__(dev)
+            self.pinned, self.stream = True, torch.cuda.Stream(dev)
+
+        def _grow(self, nbytes):
+            if nbytes > self.buffer.numel():
+                self.buffer = torch.empty(nbytes, dtype=torch.uint8)
+
+    p0 = target_distribution(50, 20, 0.08, seed=0)[None]
+
+    def run():
+        return run_loop_torch(p0, FullySynthetic(10), n_runs=50, n_generations=13, entropy=3,
+                              names=resolve_metrics(None), progress=False)
+
+    expected = run()
+    calls.calls.clear()
+    monkeypatch.setattr(torch_loop, "_HostCopier", PinnedCopier)
+    result = run()
+    for name in expected.data.data_vars:
+        np.testing.assert_array_equal(result.data[name].values, expected.data[name].values)
+
+    log = calls.calls
+    sends = [i for i, call in enumerate(log) if call == ("record", "copy")]
+    assert len(sends) == 4  # generations 0-4, 5-8, 9-12, 13
+    for i in sends:
+        assert log[i - 2:i] == [("wait_stream", "copy", "compute"), ("on", "copy")]
+        assert log[i + 1:i + 3] == [("keep", "copy")] * 2
+        later = log[i + 1:]
+        writes = [j for j, call in enumerate(later) if call[0] in ("write", "settle")]
+        if writes:
+            assert ("wait_event", "compute", "copy") in later[:writes[0]]
+    assert log.count(("synchronize", "copy")) == len(sends)
+
+
+@contextlib.contextmanager
+def _on(calls, stream):
+    calls.calls.append(("on", stream.name))
+    yield
+
+
+def _recorded(calls, name, method):
+    """``method``, noted once it has returned (it waits for the copy before it writes)."""
+    def recorded(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        calls.calls.append((name,))
+        return result
+    return recorded

@@ -386,9 +386,12 @@ class _ChunkLoop:
 class _HostCopier:
     """Copies device results into the host store without holding up the generation loop.
 
-    On CUDA a copy goes in two legs. Device → staging buffer is queued behind the work that
-    wrote the values, into page-locked memory (from pageable memory the driver copies through
-    a bounce buffer at a fraction of the bus speed, and waits). Staging buffer → store runs on
+    On CUDA a copy goes in two legs. Device → staging buffer goes on a stream of its own,
+    behind the work that wrote the values and beside the generations launched after it (the
+    copy engines work while the kernels do), into page-locked memory (from pageable memory
+    the driver copies through a bounce buffer at a fraction of the bus speed, and waits); the
+    sources must not be written again until the event :meth:`send` returns. Staging buffer →
+    store runs on
     a worker thread (:data:`BACKGROUND_COPIES`) while the loop launches the next generations:
     the host would otherwise copy hundreds of megabytes while the device sits idle. One copy
     is in flight at a time; the next waits for it, and so does :meth:`finish`, which also
@@ -410,6 +413,7 @@ class _HostCopier:
         self.pinned = dev.type == "cuda"
         self.background = BACKGROUND_COPIES[dev.type]
         self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
+        self.stream = torch.cuda.Stream(dev) if self.pinned else None
         # Two workers: the store's preparation depends on nothing and runs beside the rest,
         # which only the copies' host legs wait for (on the other worker), so it never blocks.
         self.worker = (ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelcollapse-copy")
@@ -431,19 +435,28 @@ class _HostCopier:
         if self.pinned or self.background:
             self._submit(functools.partial(self._grow, sum(self._staged_bytes(sources))))
 
-    def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
+             ) -> torch.cuda.Event | None:
         """Copy each device tensor into its host tensor of the same shape (a view of the
-        store); in the background, returns once the copies are queued."""
+        store); in the background, returns once the copies are queued. On CUDA, returns the
+        event after which the device tensors may be written again (None: at once)."""
         in_flight, self.in_flight = self.in_flight, []
         _wait(in_flight)  # the staging buffer is free again, and large enough
         # The device's values are overwritten by later generations: a copy that finishes
         # later copies a staged snapshot.
-        staged = self._stage(pairs) if self.pinned or self.background else list(pairs)
         copied = None
         if self.pinned:
+            self.stream.wait_stream(torch.cuda.current_stream(self.dev))
+            with torch.cuda.stream(self.stream):
+                staged = self._stage(pairs)
             copied = torch.cuda.Event()
-            copied.record(torch.cuda.current_stream(self.dev))
+            copied.record(self.stream)
+            for source, _ in pairs:  # their memory is not reused before the copy is done
+                source.record_stream(self.stream)
+        else:
+            staged = self._stage(pairs) if self.background else list(pairs)
         self._submit(functools.partial(_deliver, staged, copied, tuple(self.store_ready)))
+        return copied
 
     def _submit(self, job: Callable[[], object]) -> None:
         if self.background:
@@ -540,6 +553,8 @@ class _MetricLog:
                                           device=dev)
         self.settled = torch.zeros(rows, dtype=torch.bool, device=dev)
         self.start, self.count = 0, 0
+        # The last copy's event on CUDA: the log is not written again before it.
+        self.copied: torch.cuda.Event | None = None
 
     @property
     def full(self) -> bool:
@@ -552,6 +567,7 @@ class _MetricLog:
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         """Generations m, m + 1, …: ``metrics`` hold (rows, steps) each."""
+        self._await_copy()
         steps = metrics["collapsed"].shape[1]
         columns = slice(m - self.start, m - self.start + steps)
         if columns.start == 0 and self.position is not None:  # a new window: stopped rows first
@@ -566,6 +582,7 @@ class _MetricLog:
     def settle(self, gone: torch.Tensor, fill: dict[str, torch.Tensor], m: int) -> None:
         """Rows ``gone`` (a mask over the rows still simulated) stopped at generation m with
         the Dirac metrics ``fill``; they are no longer written."""
+        self._await_copy()
         position = (torch.arange(self.settled.shape[0], device=gone.device)
                     if self.position is None else self.position)
         stopped = position[gone]
@@ -589,8 +606,15 @@ class _MetricLog:
         if self.names:
             pairs.append((self.values[:, :, : self.count],
                           torch.from_numpy(store.table)[:, self.rows, columns]))
-        self.copier.send(pairs)
+        self.copied = self.copier.send(pairs)
         self.start, self.count = columns.stop, 0
+
+    def _await_copy(self) -> None:
+        """Make the device's next writes to the log wait until the last copy has read it
+        (the kernels launched meanwhile need not: they write their own outputs)."""
+        if self.copied is not None:
+            torch.cuda.current_stream(self.values.device).wait_event(self.copied)
+            self.copied = None
 
     def fill_rest(self, store: _Store, n_generations: int) -> None:
         """Once every run has stopped and the log is flushed: the generations after it hold
