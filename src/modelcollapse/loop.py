@@ -302,9 +302,10 @@ class _Store:
 
         For an unfilled store written by a thread pool (the torch loop's copies): where the
         kernel backs large allocations with transparent huge pages, several threads taking
-        first-touch faults in the same region stall one another — a (2, 10^5, 101) float64
-        table took 185 ms to copy one window into cold, against 10 ms faulted in first by
-        one thread (fault-in included; 2 cores, benchmarks/bench_host_store.py).
+        first-touch faults in the same region stall one another: copying four windows of
+        generations into a cold (2, 10^5, 101) float64 table and its flags took 195 ms on 2
+        cores, against 20 ms with this first, its own time included
+        (benchmarks/bench_host_store.py).
         """
         for array in (self.table, self.arrays["collapsed"]):
             flat = array.reshape(-1)

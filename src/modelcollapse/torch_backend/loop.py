@@ -391,13 +391,12 @@ class _HostCopier:
     copy engines work while the kernels do), into page-locked memory (from pageable memory
     the driver copies through a bounce buffer at a fraction of the bus speed, and waits); the
     sources must not be written again until the event :meth:`send` returns. Staging buffer →
-    store runs on
-    a worker thread (:data:`BACKGROUND_COPIES`) while the loop launches the next generations:
-    the host would otherwise copy hundreds of megabytes while the device sits idle. One copy
-    is in flight at a time; the next waits for it, and so does :meth:`finish`, which also
-    raises what went wrong in it. The store's rows and generations a copy writes are written
-    by nothing else meanwhile. On a CPU the device is the host: the log goes straight into
-    the store.
+    store runs on a worker thread (:data:`BACKGROUND_COPIES`) while the loop launches the
+    next generations: the host would otherwise copy hundreds of megabytes while the device
+    sits idle. One copy is in flight at a time; the next waits for it, and so does
+    :meth:`finish`, which also raises what went wrong in it. The store's rows and generations
+    a copy writes are written by nothing else meanwhile. On a CPU the device is the host: the
+    log goes straight into the store.
 
     Host work the copies depend on runs on the workers too, while the device works: the
     store's preparation (:meth:`prepare_store`, its pages faulted in), which only the host's
@@ -509,7 +508,7 @@ def _wait(futures: Sequence[Future]) -> None:
 
 
 def _deliver(staged: list[tuple[torch.Tensor, torch.Tensor]], copied,
-             store_ready: Sequence[Future] = ()) -> None:
+             store_ready: Sequence[Future]) -> None:
     """The host's leg: once the store is prepared and the device has filled the staging
     buffer, into the store (torch copies a strided block on every core, and lets go of the
     interpreter meanwhile)."""
