@@ -42,6 +42,11 @@ from .scenarios import Scenario
 
 __all__ = ["History", "Model", "run_loop"]
 
+#: How the torch backend holds a model: "tokens" (index draw + gather), "counts" (conditional
+#: binomials), "auto" (counts when the draws per model are many times the live support); the
+#: numpy backend holds tokens and takes "auto" alone.
+REPRESENTATIONS = ("auto", "tokens", "counts")
+
 
 class Model:
     """A fitted model per row (eq. 2): its training tokens (rows, n^(m)), their counts (rows, k).
@@ -245,7 +250,7 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
                          f"{RUN_BLOCK} (the run block). Got {chunk} instead.")
 
     check_choice(backend, "backend", ("numpy", "torch"))
-    check_choice(representation, "representation", ("auto", "tokens", "counts"))
+    check_choice(representation, "representation", REPRESENTATIONS)
     if backend == "torch":
         from .torch_backend import run_loop_torch
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..api import simulate
+from ..loop import REPRESENTATIONS
 from ..results import atomic_write_text
 from ..spec import SimulationSpec, load_spec
 from ._common import echo_json, input_errors
@@ -54,7 +55,7 @@ def _text_summary(summary: dict) -> str:
 @click.option("--seed", type=int)
 @click.option("--backend", type=click.Choice(["numpy", "torch"]))
 @click.option("--device", type=str, help="cpu or cuda (torch backend).")
-@click.option("--representation", type=click.Choice(["auto", "tokens", "counts"]),
+@click.option("--representation", type=click.Choice(REPRESENTATIONS),
               help="How the torch backend holds a model: training tokens or counts "
                    "(default auto).")
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_int
-from ..loop import _absorbed, _disable, _live_support, _Store
+from ..loop import REPRESENTATIONS, _absorbed, _disable, _live_support, _Store
 from ..metrics import distribution_metrics
 from ..results import Result, build_result
 from ..rng import RUN_BLOCK
@@ -36,9 +36,6 @@ from .streams import TorchRowStreams
 
 __all__ = ["REPRESENTATIONS", "resolve_device", "run_loop_torch"]
 
-#: Model representations: "tokens" (index draw + gather), "counts" (conditional binomials),
-#: "auto" (counts when the draws per model are many times the live support).
-REPRESENTATIONS = ("auto", "tokens", "counts")
 #: Generations between looks at the device (drop absorbed runs, stop when all are).
 CHECK_EVERY = {"cpu": 8, "cuda": 8}
 #: "auto" holds models as counts once a draw exceeds this many times the number of
