@@ -197,19 +197,16 @@ class _Calls:
         def wait_event(self, event):
             self.calls.calls.append(("wait_event", self.name, event.stream))
 
-    def event(self):
-        calls = self.calls
+    class Event:
+        def __init__(self, calls):
+            self.calls, self.stream = calls, None
 
-        class Event:
-            stream = None
+        def record(self, stream):
+            self.stream = stream.name
+            self.calls.calls.append(("record", stream.name))
 
-            def record(self, stream):
-                self.stream = stream.name
-                calls.append(("record", stream.name))
-
-            def synchronize(self):
-                calls.append(("synchronize", self.stream))
-        return Event()
+        def synchronize(self):
+            self.calls.calls.append(("synchronize", self.stream))
 
 
 def test_cuda_copies_and_log_writes_keep_their_order(monkeypatch, background):
@@ -219,7 +216,7 @@ def test_cuda_copies_and_log_writes_keep_their_order(monkeypatch, background):
     before the copy has read it (a write or settle of the log waits for the last copy's
     event first). The Result is the one the CPU branches give."""
     calls = _Calls()
-    monkeypatch.setattr(torch.cuda, "Event", calls.event)
+    monkeypatch.setattr(torch.cuda, "Event", lambda: _Calls.Event(calls))
     monkeypatch.setattr(torch.cuda, "Stream", lambda dev: _Calls.Stream(calls, "copy"))
     monkeypatch.setattr(torch.cuda, "current_stream", lambda dev=None: calls.compute)
     monkeypatch.setattr(torch.cuda, "stream", lambda stream: _on(calls, stream))
