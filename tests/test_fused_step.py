@@ -13,6 +13,9 @@ of collapse (Proposition 1), and the numpy engine in distribution.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -274,12 +277,15 @@ def test_fused_loop_is_reproducible_and_fills_absorbed_runs_exactly(p0_small):
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
 
 
-def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch):
-    """Log windows of 3 generations and absorption checks every 2: stopped runs keep their
-    place in the log across windows, and the results equal those of a run that never stops
-    (the fused route draws by global row, so both see the same numbers)."""
+@pytest.mark.parametrize("lagged", [False, True])
+def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch, lagged):
+    """Log windows of 3 generations and absorption checks every 2, read at once or one span
+    late: stopped runs keep their place in the log across windows, and the results equal
+    those of a run that never stops (the fused route draws by global row, so both see the
+    same numbers)."""
     from modelcollapse.torch_backend import loop as torch_loop
 
+    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
     runs, names = 40, len(ALL)
     monkeypatch.setattr(torch_loop, "_LOG_VALUES", runs * names * 3)
     monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
@@ -291,12 +297,15 @@ def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch):
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
 
 
+@pytest.mark.parametrize("lagged", [False, True])
 @pytest.mark.parametrize("share", [0.0, 0.5])
-def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, share):
-    """Absorbed runs are dropped at once (share 0) or only once they are half the runs;
-    either way every value equals that of a loop that never drops any."""
+def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, share, lagged):
+    """Absorbed runs are dropped at once (share 0) or only once they are half the runs, at
+    the check that sees them or at the next (lagged); every value equals that of a loop that
+    never drops any."""
     from modelcollapse.torch_backend import loop as torch_loop
 
+    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
     monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
     monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", share)
     kept = _loop(p0_small, 4, 30, 13, stop_when_absorbed=False)
@@ -307,11 +316,13 @@ def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, sh
         np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
 
 
-def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatch):
+@pytest.mark.parametrize("lagged", [False, True])
+def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatch, lagged):
     """With a corpus only a context whose p(0) is a Dirac mass settles (at generation 1, into
-    that token); dropping those runs changes no value."""
+    that token); dropping those runs, at once or a span late, changes no value."""
     from modelcollapse.torch_backend import loop as torch_loop
 
+    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
     monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
     monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
     p0 = np.stack([np.eye(p0_small.size)[3], p0_small])
@@ -325,6 +336,31 @@ def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatc
     assert np.all(data["absorbed_token"].values[:, 0] == 3)
     assert np.isnan(data["absorption_time"].values[:, 1]).all()
     assert np.all(data["sigma"].values[:, 0, 1:] == 1.0)
+
+
+def test_lagged_checks_drop_the_runs_settled_one_check_before(p0_small, monkeypatch):
+    """Read one span late, each check drops the runs the check before saw settled: every
+    span simulates as many rows as the span before it did when checks are read at once, and
+    the lagged loop, which learns one span late that every run stopped, runs one span more."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
+    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
+    rows_per_span = {}
+    for lagged in (False, True):
+        monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
+        spans = rows_per_span[lagged] = []
+
+        def counting(tokens, *args, spans=spans, **kwargs):
+            spans.append(tokens.shape[0])
+            return fused.fused_steps(tokens, *args, **kwargs)
+
+        monkeypatch.setattr(torch_loop, "fused_steps", counting)
+        result = _loop(p0_small, 2, 30, 40)
+        assert np.isfinite(result.data["absorption_time"].values).all()  # all stop early
+    at_once, late = rows_per_span[False], rows_per_span[True]
+    assert at_once[0] == 30 and at_once[-1] < 30
+    assert late == [30, *at_once]
 
 
 def test_a_span_keeps_only_the_model_it_ends_with(p0_small):
@@ -360,8 +396,7 @@ def test_fused_argument_is_validated(p0_small):
                            device=DEVICE, fused=True)
     with pytest.raises(ValueError, match="as counts"):
         run_loop_torch(p0, FullySynthetic(5), n_runs=4, n_generations=2, entropy=0,
-                       names=ALL, device=DEVICE, fused=True,
-                           representation="counts")
+                       names=ALL, device=DEVICE, fused=True, representation="counts")
 
 
 @pytest.mark.cuda
@@ -372,3 +407,32 @@ def test_cuda_picks_the_fused_route(p0_small, scenario):
     res = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=10, n_generations=3,
                          entropy=5, names=ALL, device="cuda")
     assert res.data.attrs["route"] == "fused"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_cuda_checks_and_drops_do_not_wait_for_the_device(p0_small):
+    """With checks read one span late and rows dropped by index, the host waits for the
+    device a fixed number of times per loop (the first generation, the end), not at checks:
+    torch's sync debug mode counts the same synchronising calls at 3 checks as at 11, though
+    the longer loop drops runs at several of them."""
+    from modelcollapse.torch_backend import loop as torch_loop
+
+    assert torch_loop.LAGGED_CHECKS["cuda"]
+    run = functools.partial(run_loop_torch, np.atleast_2d(p0_small), FullySynthetic(30),
+                            n_runs=20_000, entropy=3, names=("sigma", "l1_to_first"),
+                            device="cuda")
+    run(n_generations=8)  # compiles the kernel
+    syncs = {}
+    for generations in (24, 88):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                result = run(n_generations=generations)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs[generations] = sum("synchroniz" in str(w.message) for w in caught)
+    absorbed = np.isfinite(result.data["absorption_time"].values)
+    assert 0.1 < absorbed.mean() < 1.0
+    assert syncs[88] == syncs[24], syncs

@@ -4,9 +4,11 @@ The same loop as :mod:`modelcollapse.loop` — same scenarios, metrics, stopping
 Result — with every generation kept on the device: metrics go to a device-side log whose
 windows of generations reach the host's result arrays (on CUDA through a worker thread,
 while the device runs the next ones), and the host looks at the device only at check
-generations (every ``CHECK_EVERY`` generations), to drop absorbed runs. A run absorbed
-between checks keeps being simulated as the Dirac mass it is, which is exact: its metrics
-are those of the Dirac mass, and its outcomes were recorded when it was absorbed.
+generations (every ``CHECK_EVERY`` generations), to drop absorbed runs (on CUDA's fused
+route, one span late: see ``LAGGED_CHECKS``). A run absorbed between checks keeps being
+simulated as the Dirac mass it is, which is exact: its metrics are those of the Dirac mass,
+and its outcomes were recorded when it was absorbed. The outcomes of the runs that stop stay
+on the device until the chunk is done.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ __all__ = ["REPRESENTATIONS", "resolve_device", "run_loop_torch"]
 
 #: Generations between looks at the device (drop absorbed runs, stop when all are).
 CHECK_EVERY = {"cpu": 8, "cuda": 8}
+#: Whether the fused route reads each check one span late, per device type. The runs settled
+#: at a check are copied to the host behind the span that settled them, and the next span is
+#: queued before the host reads them: the device computes while the host decides which runs
+#: to drop, and it drops them at the next check. As the fused draws follow the global row,
+#: when runs are dropped changes no result. On a CPU the device is the host: there is nothing
+#: to overlap, and the lag would only simulate absorbed runs for one span more.
+LAGGED_CHECKS = {"cpu": False, "cuda": True}
 #: "auto" holds models as counts once a draw exceeds this many times the number of
 #: binomials a tree draw costs (k − 1, k padded to a power of two), per device type.
 COUNTS_RATIO = {"cpu": 8.0, "cuda": 8.0}
@@ -206,9 +215,11 @@ class _ChunkLoop:
         self.n_contexts, self.n_generations, self.dev = n_contexts, n_generations, dev
         rows = runs * n_contexts
         first_row = first_run * n_contexts
-        self.alive = np.arange(first_row, first_row + rows)  # global row ids still simulated
+        self.n_alive = rows  # rows still simulated
+        # Each row's place in the chunk (its row in the metric log and in the outcomes).
+        self.local = torch.arange(rows, device=dev)
         # The fused route draws by global row id and by generation, both kept on the device.
-        self.row_ids = torch.as_tensor(self.alive, device=dev) if fused else None
+        self.row_ids = self.local + first_row if fused else None
         self.seeds = (torch.tensor([generation_seed(entropy, m)
                                     for m in range(2, n_generations + 1)], dtype=torch.int64,
                                    device=dev) if fused else None)
@@ -234,12 +245,20 @@ class _ChunkLoop:
         self.collapse_time = torch.full((rows,), float("nan"), dtype=torch.float64, device=dev)
         self.absorption_time = torch.full_like(self.collapse_time, float("nan"))
         self.absorbed_token = torch.full((rows,), -1, dtype=torch.int64, device=dev)
+        # Collapse time, absorption time and absorbed token of the rows that stopped, by
+        # place in the chunk: the host reads them once, when the chunk is done.
+        self.outcomes = torch.full((3, rows), float("nan"), dtype=torch.float64, device=dev)
+        self.first_row = first_row
         self.scratch = None if use_counts else CountScratch(rows, k, dev)
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
         self.first_pending = "l1_to_first" in names
         self.log = _MetricLog(store.float_names, first_row, rows, dev, copier)
         self.check_every = CHECK_EVERY[dev.type]
+        # The fused route may read each check one span late (see LAGGED_CHECKS): the rows
+        # settled at the check before, read while the span since ran.
+        self.lagged = fused and LAGGED_CHECKS[dev.type]
+        self.pending: _Snapshot | None = None
 
     # --- the generation loop ------------------------------------------------------------------
     def run(self, stop_when_absorbed: bool) -> None:
@@ -260,17 +279,19 @@ class _ChunkLoop:
                 values, dirac = self._metrics(model)
                 self.log.write(m, {name: value[:, None] for name, value in values.items()})
                 self._advance(m, values["collapsed"], dirac)
-            self.bar.update((last - m + 1) * self.alive.size // max(self.n_contexts, 1))
+            self.bar.update((last - m + 1) * self.n_alive // max(self.n_contexts, 1))
             final = last == self.n_generations
             if stop_when_absorbed and not final and last % self.check_every == 0:
-                if self._drop_absorbed(last):
+                if self._check(last):
                     self.log.flush(self.store)
                     self.log.fill_rest(self.store, self.n_generations)
-                    return
+                    break
             if self.log.full or final:
                 self.log.flush(self.store)
             m = last + 1
-        self._write_outcomes(np.ones(self.alive.size, dtype=bool))
+        else:
+            self._record_outcomes(torch.arange(self.n_alive, device=self.dev))
+        self._write_outcomes()
 
     def _span_end(self, m: int, stop_when_absorbed: bool) -> int:
         """The last generation of the span that starts at m: the next check generation, the
@@ -334,31 +355,43 @@ class _ChunkLoop:
         self.settled |= absorbed
 
     # --- host side: drop absorbed runs, write results -----------------------------------------
-    def _drop_absorbed(self, m: int) -> bool:
-        """Drop absorbed runs (on the fused route once they are :data:`FUSED_DROP_SHARE` of
-        the runs); their later metrics, those of their Dirac mass, stay in the log (see
-        :meth:`_MetricLog.settle`). True when none is left. One look at the device."""
-        settled = self.settled.cpu().numpy()
+    def _check(self, m: int) -> bool:
+        """Drop absorbed runs at check generation m; True when none is left. Lagged (see
+        :data:`LAGGED_CHECKS`): the runs settled at the check before, whose copy to the host
+        the next span was queued behind; else those settled now, which waits for the device."""
+        if not self.lagged:
+            return self._drop_absorbed(self.settled.cpu().numpy(), m)
+        pending, self.pending = self.pending, None
+        if pending is not None and self._drop_absorbed(pending.read(), m):
+            return True
+        self.pending = _Snapshot(self.settled)  # of the rows kept, in their new order
+        return False
+
+    def _drop_absorbed(self, settled: np.ndarray, m: int) -> bool:
+        """Drop the rows ``settled`` marks, runs absorbed by generation m (on the fused route
+        once they are :data:`FUSED_DROP_SHARE` of the runs); their later metrics, those of
+        their Dirac mass, stay in the log (see :meth:`_MetricLog.settle`). True when none is
+        left. Rows go by index tensors: a boolean mask on a CUDA device would make the host
+        wait for the device (to learn how many rows it selects)."""
         count = int(settled.sum())
         share = FUSED_DROP_SHARE if self.row_ids is not None else 0.0
         if count < max(1, share * settled.size) and count < settled.size:
             return False
-        gone = torch.as_tensor(settled, device=self.dev)
+        gone = _indices(settled, self.dev)
+        keep = _indices(~settled, self.dev)
         first = None if self.first is None else self.first[gone]
         fill = absorbed_metrics(self.absorbed_token[gone], first,
                                 self.truth.rows if self.truth.shared else self.truth.rows[gone],
                                 self.names)
-        self.log.settle(gone, fill, m)
-        self._write_outcomes(settled)
+        self.log.settle(self.local[gone], self.local[keep], fill, m)
+        self._record_outcomes(gone)
         self.bar.update((self.n_generations - m) * count // max(self.n_contexts, 1))
-        keep_host = ~settled
-        if not keep_host.any():
+        self.n_alive -= count
+        if not self.n_alive:
             return True
-        keep = ~gone
-        self.history.keep(keep, keep_host)
+        self.history.keep(keep, ~settled)
         self.truth.keep(keep)
-        self.alive = self.alive[keep_host]
-        for name in ("real_dirac", "settled", "collapse_time", "absorption_time",
+        for name in ("local", "real_dirac", "settled", "collapse_time", "absorption_time",
                      "absorbed_token", "first", "row_ids"):
             value = getattr(self, name)
             if value is not None:
@@ -368,16 +401,48 @@ class _ChunkLoop:
             self.scratch.keep(keep)
         return False
 
-    def _write_outcomes(self, rows_host: np.ndarray) -> None:
+    def _record_outcomes(self, rows: torch.Tensor) -> None:
+        """Put the outcomes of ``rows`` (indices among the rows still simulated) in their
+        places in the chunk's outcomes, on the device."""
+        self.outcomes[:, self.local[rows]] = torch.stack(
+            [self.collapse_time, self.absorption_time, self.absorbed_token.double()])[:, rows]
+
+    def _write_outcomes(self) -> None:
+        """Every row's outcomes to the store, in one copy (token ids are exact in float64)."""
+        table = self.outcomes.cpu().numpy()
+        rows = slice(self.first_row, self.first_row + table.shape[1])
         out = self.store.outcomes
-        rows = self.alive[rows_host]
-        mask = torch.as_tensor(rows_host, device=self.dev)
-        # One copy to the host for the three (token ids are exact in float64).
-        times_and_token = torch.stack([self.collapse_time, self.absorption_time,
-                                       self.absorbed_token.double()])[:, mask].cpu().numpy()
-        out["collapse_time"][rows] = times_and_token[0]
-        out["absorption_time"][rows] = times_and_token[1]
-        out["absorbed_token"][rows] = times_and_token[2].astype(np.int64)
+        out["collapse_time"][rows] = table[0]
+        out["absorption_time"][rows] = table[1]
+        out["absorbed_token"][rows] = table[2].astype(np.int64)
+
+
+def _indices(mask: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """Where ``mask`` holds, as an index tensor on ``dev``, copied from page-locked memory
+    without waiting for the device (from pageable memory the copy waits for it)."""
+    where = torch.from_numpy(np.flatnonzero(mask))
+    if dev.type != "cuda":
+        return where
+    return where.pin_memory().to(dev, non_blocking=True)
+
+
+class _Snapshot:
+    """A copy on the host of a device's bool vector, queued behind the work that wrote it:
+    :meth:`read` waits for that work alone, not for what was queued after it."""
+
+    def __init__(self, values: torch.Tensor):
+        if values.device.type == "cuda":
+            self.host = torch.empty(values.shape, dtype=torch.bool, pin_memory=True)
+            self.host.copy_(values, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+        else:
+            self.host, self.ready = values.clone(), None
+
+    def read(self) -> np.ndarray:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return self.host.numpy()
 
 
 class _HostCopier:
@@ -575,13 +640,11 @@ class _MetricLog:
         self.collapsed[rows, columns] = metrics["collapsed"]
         self.count = columns.stop
 
-    def settle(self, gone: torch.Tensor, fill: dict[str, torch.Tensor], m: int) -> None:
-        """Rows ``gone`` (a mask over the rows still simulated) stopped at generation m with
-        the Dirac metrics ``fill``; they are no longer written."""
+    def settle(self, stopped: torch.Tensor, alive: torch.Tensor, fill: dict[str, torch.Tensor],
+               m: int) -> None:
+        """Log rows ``stopped`` (indices) stopped by generation m with the Dirac metrics
+        ``fill``; they are no longer written. ``alive``: the log rows still simulated."""
         self._await_copy()
-        position = (torch.arange(self.settled.shape[0], device=gone.device)
-                    if self.position is None else self.position)
-        stopped = position[gone]
         self.settled[stopped] = True
         column = m + 1 - self.start
         if self.names:
@@ -589,7 +652,7 @@ class _MetricLog:
             self.settled_values[:, stopped] = constant
             self.values[:, stopped, column:] = constant[:, :, None]
         self.collapsed[stopped, column:] = True
-        self.position = position[~gone]
+        self.position = alive
 
     def flush(self, store: _Store) -> None:
         """Send the logged generations to the host store (see :class:`_HostCopier`) and
