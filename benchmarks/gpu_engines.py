@@ -93,8 +93,9 @@ def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, represen
                              n_generations=generations, entropy=1,
                              names=resolve_metrics(metrics), device=device,
                              representation=representation, fused=fused, timings=timings_now)
-        if time.perf_counter() - start < wall:
-            wall, timings = time.perf_counter() - start, timings_now
+        elapsed = time.perf_counter() - start
+        if elapsed < wall:
+            wall, timings = elapsed, timings_now
     trials = runs * generations * scenario.n
     absorbed = res.data["absorption_time"].values.ravel()
     lived = np.minimum(np.nan_to_num(absorbed, nan=generations), generations)

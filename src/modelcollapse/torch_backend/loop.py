@@ -248,7 +248,6 @@ class _ChunkLoop:
         # Collapse time, absorption time and absorbed token of the rows that stopped, by
         # place in the chunk: the host reads them once, when the chunk is done.
         self.outcomes = torch.full((3, rows), float("nan"), dtype=torch.float64, device=dev)
-        self.first_row = first_row
         self.scratch = None if use_counts else CountScratch(rows, k, dev)
         # p(1) is kept only when a metric needs it (rows, k) float64.
         self.first: torch.Tensor | None = None
@@ -410,7 +409,7 @@ class _ChunkLoop:
     def _write_outcomes(self) -> None:
         """Every row's outcomes to the store, in one copy (token ids are exact in float64)."""
         table = self.outcomes.cpu().numpy()
-        rows = slice(self.first_row, self.first_row + table.shape[1])
+        rows = self.log.rows  # the chunk's rows in the store
         out = self.store.outcomes
         out["collapse_time"][rows] = table[0]
         out["absorption_time"][rows] = table[1]
