@@ -382,7 +382,8 @@ class _ChunkLoop:
         fill = absorbed_metrics(self.absorbed_token[gone], first,
                                 self.truth.rows if self.truth.shared else self.truth.rows[gone],
                                 self.names)
-        self.log.settle(self.local[gone], self.local[keep], fill, m)
+        local_kept = self.local[keep]
+        self.log.settle(self.local[gone], local_kept, fill, m)
         self._record_outcomes(gone)
         self.bar.update((self.n_generations - m) * count // max(self.n_contexts, 1))
         self.n_alive -= count
@@ -390,7 +391,8 @@ class _ChunkLoop:
             return True
         self.history.keep(keep, ~settled)
         self.truth.keep(keep)
-        for name in ("local", "real_dirac", "settled", "collapse_time", "absorption_time",
+        self.local = local_kept  # the log's rows still written, as the log now holds them
+        for name in ("real_dirac", "settled", "collapse_time", "absorption_time",
                      "absorbed_token", "first", "row_ids"):
             value = getattr(self, name)
             if value is not None:
