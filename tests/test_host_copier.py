@@ -97,6 +97,30 @@ def test_copies_wait_for_the_store_and_the_loop_does_not(background):
     assert not _copier_threads()
 
 
+def test_a_send_waits_for_the_copy_two_sends_back_not_the_last(monkeypatch):
+    """On the worker, with the store not prepared yet, two sends are queued without waiting
+    (each has a staging buffer of its own); the third waits for the first, so for the store."""
+    monkeypatch.setitem(torch_loop.BACKGROUND_COPIES, "cpu", True)
+    gate = threading.Event()
+    copier = torch_loop._HostCopier(torch.device("cpu"))
+    host = np.zeros((3, 4))
+    try:
+        copier.prepare_store(lambda: gate.wait(timeout=10))
+        for i in range(2):
+            copier.send([(torch.full((4,), i + 1.0, dtype=torch.float64),
+                          torch.from_numpy(host[i]))])
+        assert not gate.is_set() and not host.any()
+        threading.Timer(0.2, gate.set).start()
+        copier.send([(torch.full((4,), 3.0, dtype=torch.float64), torch.from_numpy(host[2]))])
+        assert gate.is_set()
+        np.testing.assert_array_equal(host[0], 1.0)  # the first copy, which the third awaited
+        copier.finish()
+        np.testing.assert_array_equal(host, np.arange(1.0, 4.0)[:, None].repeat(4, axis=1))
+    finally:
+        gate.set()
+        copier.close()
+
+
 def test_a_failed_store_preparation_fails_the_copies(background):
     """Its error reaches the loop: at once inline, at the next finish on the worker (after
     every copy in flight has ended), and the copy waiting for it is not made."""
@@ -114,16 +138,17 @@ def test_a_failed_store_preparation_fails_the_copies(background):
         copier.send([(torch.ones(4, dtype=torch.float64), torch.from_numpy(host))])
         with pytest.raises(OSError, match="cannot be mapped"):
             copier.finish()
-        assert not copier.in_flight and not copier.store_ready
+        assert copier.in_flight == [[], []] and not copier.store_ready
         np.testing.assert_array_equal(host, 0.0)
     finally:
         copier.close()
     assert not _copier_threads()
 
 
-def test_a_reserved_staging_buffer_serves_every_send(background):
+def test_reserved_staging_buffers_serve_every_send(background):
     """After reserve, sends of the reserved tensors or of column slices of them stage into
-    the same buffer (no page-locking at a send); an inline CPU copier stages nothing."""
+    the same two buffers, taking turns (no page-locking at a send); an inline CPU copier
+    stages nothing."""
     values = torch.rand((2, 50, 9), dtype=torch.float64)
     flags = torch.rand((50, 9)) < 0.5
     flags_host, values_host = np.zeros((50, 20), dtype=bool), np.zeros((2, 50, 20))
@@ -132,15 +157,16 @@ def test_a_reserved_staging_buffer_serves_every_send(background):
         copier.reserve([values, flags])
         copier.finish()
         if not background:
-            assert copier.buffer.numel() == 0
+            assert [buffer.numel() for buffer in copier.buffers] == [0, 0]
             return
-        buffer = copier.buffer.data_ptr()
-        for start, width in ((0, 9), (9, 4)):
+        buffers = [buffer.data_ptr() for buffer in copier.buffers]
+        assert len(set(buffers)) == 2
+        for start, width in ((0, 9), (9, 4), (13, 7)):
             columns = slice(start, start + width)
             copier.send([(flags[:, :width], torch.from_numpy(flags_host)[:, columns]),
                          (values[:, :, :width], torch.from_numpy(values_host)[:, :, columns])])
-            copier.finish()
-            assert copier.buffer.data_ptr() == buffer
+            assert [buffer.data_ptr() for buffer in copier.buffers] == buffers
+        copier.finish()
         np.testing.assert_array_equal(values_host[:, :, 9:13], values[:, :, :4].numpy())
         np.testing.assert_array_equal(flags_host[:, :9], flags.numpy())
     finally:
@@ -235,9 +261,9 @@ def test_cuda_copies_and_log_writes_keep_their_order(monkeypatch, background):
             super().__init__(dev)
             self.pinned, self.stream = True, torch.cuda.Stream(dev)
 
-        def _grow(self, nbytes):
-            if nbytes > self.buffer.numel():
-                self.buffer = torch.empty(nbytes, dtype=torch.uint8)
+        def _grow(self, turn, nbytes):
+            if nbytes > self.buffers[turn].numel():
+                self.buffers[turn] = torch.empty(nbytes, dtype=torch.uint8)
 
     p0 = target_distribution(50, 20, 0.08, seed=0)[None]
 

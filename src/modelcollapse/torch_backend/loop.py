@@ -33,7 +33,7 @@ from ..sampling import rows_per_block
 from ..scenarios import Scenario
 from .fused import fused_steps, generation_seed, use_fused
 from .history import CountHistory, TokenHistory, TorchModel, counts_ready, training_set
-from .metrics import CountScratch, Truth, absorbed_metrics, dense_metrics
+from .metrics import CountScratch, Truth, dense_metrics
 from .streams import TorchRowStreams
 
 __all__ = ["REPRESENTATIONS", "resolve_device", "run_loop_torch"]
@@ -369,21 +369,17 @@ class _ChunkLoop:
     def _drop_absorbed(self, settled: np.ndarray, m: int) -> bool:
         """Drop the rows ``settled`` marks, runs absorbed by generation m (on the fused route
         once they are :data:`FUSED_DROP_SHARE` of the runs); their later metrics, those of
-        their Dirac mass, stay in the log (see :meth:`_MetricLog.settle`). True when none is
-        left. Rows go by index tensors: a boolean mask on a CUDA device would make the host
-        wait for the device (to learn how many rows it selects)."""
+        their Dirac mass at generation m, stay in the log (see :meth:`_MetricLog.settle`).
+        True when none is left. Rows go by index tensors: a boolean mask on a CUDA device
+        would make the host wait for the device (to learn how many rows it selects)."""
         count = int(settled.sum())
         share = FUSED_DROP_SHARE if self.row_ids is not None else 0.0
         if count < max(1, share * settled.size) and count < settled.size:
             return False
         gone = _indices(settled, self.dev)
         keep = _indices(~settled, self.dev)
-        first = None if self.first is None else self.first[gone]
-        fill = absorbed_metrics(self.absorbed_token[gone], first,
-                                self.truth.rows if self.truth.shared else self.truth.rows[gone],
-                                self.names)
         local_kept = self.local[keep]
-        self.log.settle(self.local[gone], local_kept, fill, m)
+        self.log.settle(self.local[gone], local_kept, m)
         self._record_outcomes(gone)
         self.bar.update((self.n_generations - m) * count // max(self.n_contexts, 1))
         self.n_alive -= count
@@ -456,31 +452,37 @@ class _HostCopier:
     sources must not be written again until the event :meth:`send` returns. Staging buffer →
     store runs on a worker thread (:data:`BACKGROUND_COPIES`) while the loop launches the
     next generations: the host would otherwise copy hundreds of megabytes while the device
-    sits idle. One copy is in flight at a time; the next waits for it, and so does
-    :meth:`finish`, which also raises what went wrong in it. The store's rows and generations
-    a copy writes are written by nothing else meanwhile. On a CPU the device is the host: the
-    log goes straight into the store.
+    sits idle. Sends take turns between two staging buffers: a send waits for the copy two
+    sends back (which used its buffer), not for the one just before, so that one host leg
+    held up (the first waits for the store's preparation) does not stop the loop at the next
+    window. :meth:`finish` waits for every copy and raises what went wrong in them. The
+    store's rows and generations a copy writes are written by nothing else meanwhile. On a
+    CPU the device is the host: the log goes straight into the store.
 
     Host work the copies depend on runs on the workers too, while the device works: the
     store's preparation (:meth:`prepare_store`, its pages faulted in), which only the host's
-    leg of a copy waits for, and the staging buffer (:meth:`reserve`), which the next send
-    waits for.
+    leg of a copy waits for, and the staging buffers (:meth:`reserve`), which a send waits
+    for.
     """
 
-    #: Byte alignment of each tensor in the staging buffer (a float64 view needs 8).
+    #: Byte alignment of each tensor in a staging buffer (a float64 view needs 8).
     ALIGN = 64
 
     def __init__(self, dev: torch.device):
         self.dev = dev
         self.pinned = dev.type == "cuda"
         self.background = BACKGROUND_COPIES[dev.type]
-        self.buffer = torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
+        self.buffers = [torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
+                        for _ in range(2)]
+        self.turn = 0  # the staging buffer of the next send
         self.stream = torch.cuda.Stream(dev) if self.pinned else None
-        # Two workers: the store's preparation depends on nothing and runs beside the rest,
-        # which only the copies' host legs wait for (on the other worker), so it never blocks.
-        self.worker = (ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelcollapse-copy")
+        # The store's preparation depends on nothing, and one worker beside it per staging
+        # buffer: a copy in flight from each, both waiting for the store, still leaves the
+        # preparation a worker of its own.
+        self.worker = (ThreadPoolExecutor(max_workers=3, thread_name_prefix="modelcollapse-copy")
                        if self.background else None)
-        self.in_flight: list[Future] = []  # staging buffer and copies: a send waits for them
+        # Per staging buffer, its growth and its copy: the send that uses it waits for them.
+        self.in_flight: list[list[Future]] = [[], []]
         self.store_ready: list[Future] = []  # the store's preparation: copies wait for it
 
     def prepare_store(self, job: Callable[[], object]) -> None:
@@ -491,18 +493,21 @@ class _HostCopier:
             job()
 
     def reserve(self, sources: Sequence[torch.Tensor]) -> None:
-        """Make the staging buffer hold copies of ``sources`` (and of any slices of them)
+        """Make both staging buffers hold copies of ``sources`` (and of any slices of them)
         before the first send: page-locking tens of megabytes keeps the driver busy for
         milliseconds, which the device would otherwise wait out when the log is full."""
         if self.pinned or self.background:
-            self._submit(functools.partial(self._grow, sum(self._staged_bytes(sources))))
+            nbytes = sum(self._staged_bytes(sources))
+            for turn in range(len(self.buffers)):
+                self._submit(turn, functools.partial(self._grow, turn, nbytes))
 
     def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
              ) -> torch.cuda.Event | None:
         """Copy each device tensor into its host tensor of the same shape (a view of the
         store); in the background, returns once the copies are queued. On CUDA, returns the
         event after which the device tensors may be written again (None: at once)."""
-        in_flight, self.in_flight = self.in_flight, []
+        turn, self.turn = self.turn, 1 - self.turn
+        in_flight, self.in_flight[turn] = self.in_flight[turn], []
         _wait(in_flight)  # the staging buffer is free again, and large enough
         # The device's values are overwritten by later generations: a copy that finishes
         # later copies a staged snapshot.
@@ -510,31 +515,32 @@ class _HostCopier:
         if self.pinned:
             self.stream.wait_stream(torch.cuda.current_stream(self.dev))
             with torch.cuda.stream(self.stream):
-                staged = self._stage(pairs)
+                staged = self._stage(turn, pairs)
             copied = torch.cuda.Event()
             copied.record(self.stream)
             for source, _ in pairs:  # their memory is not reused before the copy is done
                 source.record_stream(self.stream)
         else:
-            staged = self._stage(pairs) if self.background else list(pairs)
-        self._submit(functools.partial(_deliver, staged, copied, tuple(self.store_ready)))
+            staged = self._stage(turn, pairs) if self.background else list(pairs)
+        self._submit(turn, functools.partial(_deliver, staged, copied, tuple(self.store_ready)))
         return copied
 
-    def _submit(self, job: Callable[[], object]) -> None:
+    def _submit(self, turn: int, job: Callable[[], object]) -> None:
         if self.background:
-            self.in_flight.append(self.worker.submit(job))
+            self.in_flight[turn].append(self.worker.submit(job))
         else:
             job()
 
-    def _stage(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    def _stage(self, turn: int, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Queue each source's copy into the staging buffer; (staged, target) pairs."""
+        """Queue each source's copy into staging buffer ``turn``; (staged, target) pairs."""
         sizes = self._staged_bytes([source for source, _ in pairs])
-        self._grow(sum(sizes))
+        self._grow(turn, sum(sizes))
+        buffer = self.buffers[turn]
         staged, offset = [], 0
         for (source, target), size in zip(pairs, sizes):
             nbytes = source.numel() * source.element_size()
-            stage = self.buffer[offset:offset + nbytes].view(source.dtype).view(source.shape)
+            stage = buffer[offset:offset + nbytes].view(source.dtype).view(source.shape)
             stage.copy_(source, non_blocking=self.pinned)
             staged.append((stage, target))
             offset += size
@@ -544,14 +550,14 @@ class _HostCopier:
         return [-(-source.numel() * source.element_size() // self.ALIGN) * self.ALIGN
                 for source in sources]
 
-    def _grow(self, nbytes: int) -> None:
-        if nbytes > self.buffer.numel():
-            self.buffer = torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.pinned)
+    def _grow(self, turn: int, nbytes: int) -> None:
+        if nbytes > self.buffers[turn].numel():
+            self.buffers[turn] = torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.pinned)
 
     def finish(self) -> None:
         """Wait for everything in flight; raise the first thing that went wrong."""
-        futures = self.in_flight + self.store_ready
-        self.in_flight, self.store_ready = [], []
+        futures = [*self.in_flight[0], *self.in_flight[1], *self.store_ready]
+        self.in_flight, self.store_ready = [[], []], []
         _wait(futures)
 
     def close(self) -> None:
@@ -641,18 +647,26 @@ class _MetricLog:
         self.collapsed[rows, columns] = metrics["collapsed"]
         self.count = columns.stop
 
-    def settle(self, stopped: torch.Tensor, alive: torch.Tensor, fill: dict[str, torch.Tensor],
-               m: int) -> None:
-        """Log rows ``stopped`` (indices) stopped by generation m with the Dirac metrics
-        ``fill``; they are no longer written. ``alive``: the log rows still simulated."""
+    def settle(self, stopped: torch.Tensor, alive: torch.Tensor, m: int) -> None:
+        """Log rows ``stopped`` (indices), absorbed by generation m, are no longer written:
+        every later generation repeats their metrics of generation m, the last one logged,
+        those of their Dirac mass. Repeating the logged values, rather than computing the Dirac
+        mass's metrics apart, keeps a stopped run's metrics constant to the last bit, and the
+        results of the fused route the same whenever runs stop (its kernel rounds as it
+        computes). ``alive``: the log rows still simulated."""
         self._await_copy()
-        self.settled[stopped] = True
+        # index_fill_ passes True to the kernel: assigning a Python scalar through an index
+        # tensor copies it to the device from pageable memory, which waits for the device.
+        self.settled.index_fill_(0, stopped, True)
         column = m + 1 - self.start
+        if not 0 < column <= self.count:
+            raise RuntimeError(f"generation {m} is not in the metric log's window "
+                               f"({self.start} … {self.start + self.count - 1})")
         if self.names:
-            constant = torch.stack([fill[name] for name in self.names])
+            constant = self.values[:, stopped, column - 1]
             self.settled_values[:, stopped] = constant
             self.values[:, stopped, column:] = constant[:, :, None]
-        self.collapsed[stopped, column:] = True
+        self.collapsed[:, column:].index_fill_(0, stopped, True)
         self.position = alive
 
     def flush(self, store: _Store) -> None:

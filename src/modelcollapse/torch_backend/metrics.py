@@ -131,19 +131,3 @@ def _l1_from_samples(p: torch.Tensor, weight: torch.Tensor, q: torch.Tensor) -> 
     """‖p − q‖₁ = 1 + Σ_j (|p_{x_j} − q_{x_j}| − q_{x_j}) / g_j, per row."""
     terms = (p - q).abs_().sub_(q).mul_(weight)
     return terms.sum(dim=1).add_(1.0).clamp_(min=0.0)
-
-
-def absorbed_metrics(token: torch.Tensor, first: torch.Tensor | None, truth_rows: torch.Tensor,
-                     names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Metrics of the Dirac masses δ_token (live coordinates) for rows that stopped;
-    ``truth_rows`` (rows or 1, k) p(0), ``first`` (rows, k) p(1)."""
-    rows = token.shape[0]
-    ones = torch.ones(rows, dtype=torch.float64, device=token.device)
-    out = {"sigma": ones, "sup": ones, "entropy": torch.zeros_like(ones), "support": ones,
-           "collapsed": torch.ones(rows, dtype=torch.bool, device=token.device)}
-    if "l1_to_first" in names:
-        out["l1_to_first"] = 2.0 * (1.0 - first.gather(1, token[:, None])[:, 0])
-    if "l1_to_true" in names:
-        t = truth_rows.expand(rows, -1).gather(1, token[:, None])[:, 0]
-        out["l1_to_true"] = 2.0 * (1.0 - t)
-    return {k: v for k, v in out.items() if k in names or k == "collapsed"}
