@@ -78,18 +78,19 @@ def machine() -> dict:
 
 
 def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, representation="auto",
-              fused=None, repeat: int = 1) -> dict:
-    """A timed torch run (the fastest of ``repeat``, after an untimed small run of the same
-    case, which compiles the kernel variant it needs): wall and loop seconds, trials/s, alive
-    share, and for the fully synthetic loop the largest |z| of mean σ_m against Theorem 1
-    eq. 6."""
+              fused=None, repeat: int = 1, warm_up: bool = True) -> dict:
+    """A timed torch run (the fastest of ``repeat``; with ``warm_up``, after an untimed small
+    run of the same case, which compiles the kernel variant it needs): wall and loop seconds,
+    trials/s, alive share, and for the fully synthetic loop the largest |z| of mean σ_m
+    against Theorem 1 eq. 6."""
     def run(n_runs, n_generations, timings=None):
         return run_loop_torch(np.atleast_2d(p0), scenario, n_runs=n_runs,
                               n_generations=n_generations, entropy=1,
                               names=resolve_metrics(metrics), device=device,
                               representation=representation, fused=fused, timings=timings)
 
-    run(min(runs, 2000), min(generations, 3))
+    if warm_up:
+        run(min(runs, 2000), min(generations, 3))
     wall, walls = np.inf, []
     for _ in range(repeat):
         timings_now: dict = {}
@@ -243,11 +244,12 @@ def profile_generations(p0, scenario, runs: int, generations: int, device: str,
     activities = [ProfilerActivity.CPU]
     if device.startswith("cuda"):
         activities.append(ProfilerActivity.CUDA)
-    run_torch(p0, scenario, min(runs, 2000), 3, device)  # warm caches and allocator
+    # Warm caches and allocator outside the profile, which sees the timed run alone.
+    run_torch(p0, scenario, min(runs, 2000), 3, device, warm_up=False)
     _sync(device)
     start = time.perf_counter()
     with profile(activities=activities) as prof:
-        run_torch(p0, scenario, runs, generations, device)
+        run_torch(p0, scenario, runs, generations, device, warm_up=False)
         _sync(device)
     wall = time.perf_counter() - start
     # On CUDA count the kernels themselves: the CPU ops that launch them report the same
@@ -282,12 +284,13 @@ def host_profile(p0, scenario, runs: int, generations: int, device: str, top: in
     import cProfile
     import pstats
 
-    run_torch(p0, scenario, min(runs, 2000), 3, device)  # warm caches and allocator
+    # Warm caches and allocator outside the profile, which sees the timed run alone.
+    run_torch(p0, scenario, min(runs, 2000), 3, device, warm_up=False)
     _sync(device)
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
-    run_torch(p0, scenario, runs, generations, device)
+    run_torch(p0, scenario, runs, generations, device, warm_up=False)
     _sync(device)
     profiler.disable()
     wall = time.perf_counter() - start
