@@ -467,22 +467,25 @@ class _HostCopier:
 
     #: Byte alignment of each tensor in a staging buffer (a float64 view needs 8).
     ALIGN = 64
+    #: Staging buffers that sends take turns with.
+    TURNS = 2
 
     def __init__(self, dev: torch.device):
         self.dev = dev
         self.pinned = dev.type == "cuda"
         self.background = BACKGROUND_COPIES[dev.type]
         self.buffers = [torch.empty(0, dtype=torch.uint8, pin_memory=self.pinned)
-                        for _ in range(2)]
+                        for _ in range(self.TURNS)]
         self.turn = 0  # the staging buffer of the next send
         self.stream = torch.cuda.Stream(dev) if self.pinned else None
         # The store's preparation depends on nothing, and one worker beside it per staging
         # buffer: a copy in flight from each, both waiting for the store, still leaves the
         # preparation a worker of its own.
-        self.worker = (ThreadPoolExecutor(max_workers=3, thread_name_prefix="modelcollapse-copy")
+        self.worker = (ThreadPoolExecutor(max_workers=1 + self.TURNS,
+                                          thread_name_prefix="modelcollapse-copy")
                        if self.background else None)
         # Per staging buffer, its growth and its copy: the send that uses it waits for them.
-        self.in_flight: list[list[Future]] = [[], []]
+        self.in_flight: list[list[Future]] = [[] for _ in range(self.TURNS)]
         self.store_ready: list[Future] = []  # the store's preparation: copies wait for it
 
     def prepare_store(self, job: Callable[[], object]) -> None:
@@ -498,7 +501,7 @@ class _HostCopier:
         milliseconds, which the device would otherwise wait out when the log is full."""
         if self.pinned or self.background:
             nbytes = sum(self._staged_bytes(sources))
-            for turn in range(len(self.buffers)):
+            for turn in range(self.TURNS):
                 self._submit(turn, functools.partial(self._grow, turn, nbytes))
 
     def send(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
@@ -506,7 +509,7 @@ class _HostCopier:
         """Copy each device tensor into its host tensor of the same shape (a view of the
         store); in the background, returns once the copies are queued. On CUDA, returns the
         event after which the device tensors may be written again (None: at once)."""
-        turn, self.turn = self.turn, 1 - self.turn
+        turn, self.turn = self.turn, (self.turn + 1) % self.TURNS
         in_flight, self.in_flight[turn] = self.in_flight[turn], []
         _wait(in_flight)  # the staging buffer is free again, and large enough
         # The device's values are overwritten by later generations: a copy that finishes
@@ -556,8 +559,8 @@ class _HostCopier:
 
     def finish(self) -> None:
         """Wait for everything in flight; raise the first thing that went wrong."""
-        futures = [*self.in_flight[0], *self.in_flight[1], *self.store_ready]
-        self.in_flight, self.store_ready = [[], []], []
+        futures = [future for turn in self.in_flight for future in turn] + self.store_ready
+        self.in_flight, self.store_ready = [[] for _ in range(self.TURNS)], []
         _wait(futures)
 
     def close(self) -> None:
