@@ -55,10 +55,11 @@ def device_memory_for(monkeypatch):
 
     def limit(rows: int, generation: int) -> None:
         def tight(self, m, collapsed, dirac):
-            if m == generation and self.log.settled.shape[0] > rows:
+            if m == generation and self.record.rows > rows:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
             return advance(self, m, collapsed, dirac)
 
         monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
 
     return limit
+

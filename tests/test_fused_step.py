@@ -29,6 +29,7 @@ from modelcollapse.scenarios import FullySynthetic, MostRecent, PartiallySynthet
 from modelcollapse.theory.paper import expected_sigma_partial  # noqa: E402
 from modelcollapse.torch_backend import fused, run_loop_torch  # noqa: E402
 from modelcollapse.torch_backend.metrics import CountScratch, Truth, sparse_metrics  # noqa: E402
+from result_tables import assert_same_result, full  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
@@ -183,7 +184,7 @@ def test_a_span_equals_its_generations_one_at_a_time(real):
 def _loop(p0, n, runs, generations, **kw):
     return run_loop_torch(np.atleast_2d(p0), FullySynthetic(n), n_runs=runs,
                           n_generations=generations, entropy=5, names=ALL, device=DEVICE,
-                          fused=True, **kw)
+                          fused=True, kept_runs=runs, **kw)
 
 
 def test_fused_loop_follows_theorem1_and_absorbs(p0_small):
@@ -195,13 +196,13 @@ def test_fused_loop_follows_theorem1_and_absorbs(p0_small):
     expected = 1 - (1 - 1 / n) ** m * (1 - np.sum(p0_small ** 2))  # eq. 6
     live = se[1:] > 0
     assert np.all(np.abs((mean[1:] - expected[1:])[live] / se[1:][live]) < Z_MAX)
-    sigma = res.data["sigma"].values.reshape(runs, -1)
-    collapsed = res.data["collapsed"].values.reshape(runs, -1)
+    sigma = full(res)["sigma"].values.reshape(runs, -1)
+    collapsed = full(res)["collapsed"].values.reshape(runs, -1)
     # Collapse is absorbing: once collapsed, always collapsed, with σ = 1 from then on.
     assert np.all(np.diff(collapsed[:, 1:].astype(int), axis=1) >= 0)
     assert np.all(sigma[collapsed] == 1.0)
     first_collapse = np.where(collapsed.any(axis=1), collapsed.argmax(axis=1), np.nan)
-    np.testing.assert_array_equal(res.data["collapse_time"].values.ravel(), first_collapse)
+    np.testing.assert_array_equal(full(res)["collapse_time"].values.ravel(), first_collapse)
 
 
 def test_fused_collapse_times_and_sigma_match_the_numpy_engine(p0_small):
@@ -214,16 +215,17 @@ def test_fused_collapse_times_and_sigma_match_the_numpy_engine(p0_small):
     n, runs, generations = 5, 250 if not CUDA else 20_000, 80
     fused_result = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(n), n_runs=runs,
                                   n_generations=generations, entropy=5,
-                                  names=("sigma", "collapsed"), device=DEVICE, fused=True)
+                                  names=("sigma", "collapsed"), device=DEVICE, fused=True,
+                                  kept_runs=runs)
     numpy_result = run_loop(p0_small, FullySynthetic(n), n_runs=runs, n_generations=generations,
                             seed=9, metrics=("sigma",))
-    t_fused = fused_result.data["collapse_time"].values.ravel()
-    t_numpy = numpy_result.data["collapse_time"].values.ravel()
+    t_fused = full(fused_result)["collapse_time"].values.ravel()
+    t_numpy = full(numpy_result)["collapse_time"].values.ravel()
     assert np.isfinite(t_fused).all() and np.isfinite(t_numpy).all()
     assert _two_sample_chi2(t_fused, t_numpy) > P_MIN
     assert stats.ks_2samp(t_fused, t_numpy).pvalue > P_MIN
-    sigma_fused = fused_result.data["sigma"].values.reshape(runs, -1)[:, 3]
-    sigma_numpy = numpy_result.data["sigma"].values.reshape(runs, -1)[:, 3]
+    sigma_fused = full(fused_result)["sigma"].values.reshape(runs, -1)[:, 3]
+    sigma_numpy = full(numpy_result)["sigma"].values.reshape(runs, -1)[:, 3]
     assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN
 
 
@@ -238,7 +240,8 @@ def test_fused_partially_synthetic_loop_follows_theorem2_and_numpy(p0_small):
     scenario = PartiallySynthetic(n, N)
     fused_result = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=runs,
                                   n_generations=generations, entropy=6,
-                                  names=("sigma", "collapsed"), device=DEVICE, fused=True)
+                                  names=("sigma", "collapsed"), device=DEVICE, fused=True,
+                                  kept_runs=runs)
     assert fused_result.data.attrs["route"] == "fused"
     mean, se = fused_result.mean("sigma")
     s0 = float(np.sum(p0_small ** 2))
@@ -248,16 +251,16 @@ def test_fused_partially_synthetic_loop_follows_theorem2_and_numpy(p0_small):
     numpy_result = run_loop(p0_small, scenario, n_runs=runs, n_generations=generations,
                             seed=9, metrics=("sigma",))
     for m in (3, generations):
-        sigma_fused = fused_result.data["sigma"].values.reshape(runs, -1)[:, m]
-        sigma_numpy = numpy_result.data["sigma"].values.reshape(runs, -1)[:, m]
+        sigma_fused = full(fused_result)["sigma"].values.reshape(runs, -1)[:, m]
+        sigma_numpy = full(numpy_result)["sigma"].values.reshape(runs, -1)[:, m]
         assert _two_sample_chi2(sigma_fused, sigma_numpy) > P_MIN, m
     # A model is a Dirac mass exactly when its corpus is, from generation 1 on; no run is
     # absorbed, as p(0) (support 5) is not a Dirac mass and its corpus feeds every model.
-    collapsed = fused_result.data["collapsed"].values.reshape(runs, -1)
+    collapsed = full(fused_result)["collapsed"].values.reshape(runs, -1)
     assert np.all(collapsed[:, 1:] == collapsed[:, 1:2])
-    times = fused_result.data["collapse_time"].values.ravel()
+    times = full(fused_result)["collapse_time"].values.ravel()
     np.testing.assert_array_equal(times, np.where(collapsed[:, 1], 1.0, np.nan))
-    assert np.isnan(fused_result.data["absorption_time"].values).all()
+    assert np.isnan(full(fused_result)["absorption_time"].values).all()
 
 
 def _two_sample_chi2(a: np.ndarray, b: np.ndarray) -> float:
@@ -275,28 +278,26 @@ def _two_sample_chi2(a: np.ndarray, b: np.ndarray) -> float:
 def test_fused_loop_is_reproducible_and_fills_absorbed_runs_exactly(p0_small):
     kept = _loop(p0_small, 5, 40, 8, stop_when_absorbed=False)
     dropped = _loop(p0_small, 5, 40, 8)
-    for name in kept.data.data_vars:
-        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+    assert_same_result(kept, dropped)
 
 
 @pytest.mark.parametrize("lagged", [False, True])
-def test_metric_log_windows_and_drops_keep_every_value(p0_small, monkeypatch, lagged):
-    """Log windows of 3 generations and absorption checks every 2, read at once or one span
-    late: stopped runs keep their place in the log across windows, and the results equal
-    those of a run that never stops (the fused route draws by global row, so both see the
-    same numbers)."""
+def test_spans_and_drops_keep_every_value(p0_small, monkeypatch, lagged):
+    """Spans of 3 generations and absorption checks every 2, read at once or one span late:
+    stopped runs keep their metrics in every later generation, and the results equal those
+    of a run that never stops (the fused route draws by global row, so both see the same
+    numbers)."""
     from modelcollapse.torch_backend import loop as torch_loop
 
     monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
-    runs, names = 40, len(ALL)
-    monkeypatch.setattr(torch_loop, "_LOG_VALUES", runs * names * 3)
+    runs = 40
+    monkeypatch.setattr(torch_loop, "SPAN_GENERATIONS", 3)
     monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
     monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)  # drop at every check
     kept = _loop(p0_small, 4, runs, 11, stop_when_absorbed=False)
     dropped = _loop(p0_small, 4, runs, 11)
-    assert np.isfinite(dropped.data["absorption_time"].values).any()
-    for name in kept.data.data_vars:
-        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+    assert np.isfinite(full(dropped)["absorption_time"].values).any()
+    assert_same_result(kept, dropped)
 
 
 @pytest.mark.parametrize("lagged", [False, True])
@@ -314,10 +315,9 @@ def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, sh
     # runs hold both kinds on every device's draws, bar a chance below 1e-7.
     kept = _loop(p0_small, 10, 30, 13, stop_when_absorbed=False)
     dropped = _loop(p0_small, 10, 30, 13)
-    absorbed = np.isfinite(dropped.data["absorption_time"].values)
+    absorbed = np.isfinite(full(dropped)["absorption_time"].values)
     assert absorbed.any() and not absorbed.all()
-    for name in kept.data.data_vars:
-        np.testing.assert_array_equal(kept.data[name].values, dropped.data[name].values)
+    assert_same_result(kept, dropped)
 
 
 @pytest.mark.parametrize("lagged", [False, True])
@@ -331,11 +331,10 @@ def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatc
     monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
     p0 = np.stack([np.eye(p0_small.size)[3], p0_small])
     results = [run_loop_torch(p0, PartiallySynthetic(3, 2), n_runs=20, n_generations=7,
-                              entropy=8, names=ALL, device=DEVICE, fused=True,
+                              entropy=8, names=ALL, device=DEVICE, fused=True, kept_runs=20,
                               stop_when_absorbed=stop) for stop in (False, True)]
-    for name in results[0].data.data_vars:
-        np.testing.assert_array_equal(results[0].data[name].values, results[1].data[name].values)
-    data = results[1].data
+    assert_same_result(*results)
+    data = full(results[1])
     assert np.all(data["absorption_time"].values[:, 0] == 1)
     assert np.all(data["absorbed_token"].values[:, 0] == 3)
     assert np.isnan(data["absorption_time"].values[:, 1]).all()
@@ -361,7 +360,7 @@ def test_lagged_checks_drop_the_runs_settled_one_check_before(p0_small, monkeypa
 
         monkeypatch.setattr(torch_loop, "fused_steps", counting)
         result = _loop(p0_small, 2, 30, 40)
-        assert np.isfinite(result.data["absorption_time"].values).all()  # all stop early
+        assert np.isfinite(full(result)["absorption_time"].values).all()  # all stop early
     at_once, late = rows_per_span[False], rows_per_span[True]
     assert at_once[0] == 30 and at_once[-1] < 30
     assert late == [30, *at_once]
@@ -440,6 +439,6 @@ def test_cuda_checks_and_drops_do_not_wait_for_the_device(p0_small):
         syncs[generations] = collections.Counter(
             f"{os.path.basename(w.filename)}:{w.lineno}" for w in caught
             if "called a synchronizing CUDA operation" in str(w.message))
-    absorbed = np.isfinite(result.data["absorption_time"].values)
+    absorbed = np.isfinite(full(result)["absorption_time"].values)
     assert 0.1 < absorbed.mean() < 1.0
     assert syncs[88] == syncs[24], syncs

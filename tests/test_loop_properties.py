@@ -17,6 +17,7 @@ from modelcollapse.scenarios import (
     PartiallySynthetic,
     RandomPool,
 )
+from result_tables import full
 
 ALL = [
     FullySynthetic(6), PartiallySynthetic(6, 20), MostRecent(6, 3), MostRecent(6, 2, "literal"),
@@ -33,14 +34,14 @@ def test_same_seed_same_result_and_chunking_invariance(scenario, p0_small):
     b = run_loop(p0_small, scenario, n_runs=runs, n_generations=15, seed=3, chunk_runs=RUN_BLOCK)
     c = run_loop(p0_small, scenario, n_runs=runs, n_generations=15, seed=4)
     for name in ("sigma", "l1_to_first", "entropy", "collapse_time", "absorbed_token"):
-        assert np.array_equal(a.data[name].values, b.data[name].values, equal_nan=True), name
-    assert not np.array_equal(a.data["sigma"].values, c.data["sigma"].values)
+        assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True), name
+    assert not np.array_equal(full(a)["sigma"].values, full(c)["sigma"].values)
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=IDS)
 def test_metrics_stay_on_the_simplex(scenario, p0_small):
     res = run_loop(p0_small, scenario, n_runs=300, n_generations=25, seed=5)
-    ds = res.data
+    ds = full(res)
     sigma, sup, support = ds["sigma"].values, ds["sup"].values, ds["support"].values
     assert np.all((sigma >= 1 / 5 - 1e-12) & (sigma <= 1 + 1e-12))
     assert np.all((sup >= sigma - 1e-12) & (sup <= np.sqrt(sigma) + 1e-12))  # σ ≤ ‖p‖∞ ≤ ‖p‖₂
@@ -55,7 +56,7 @@ def test_metrics_stay_on_the_simplex(scenario, p0_small):
 def test_collapse_is_absorbing_in_the_fully_synthetic_loop(p0_small):
     res = run_loop(p0_small, FullySynthetic(5), n_runs=400, n_generations=60, seed=6,
                    stop_when_absorbed=False)
-    ds = res.data
+    ds = full(res)
     collapsed = ds["collapsed"].values[:, 0, :]
     T = ds["collapse_time"].values[:, 0]
     for run in range(400):
@@ -73,7 +74,7 @@ def test_collapse_is_absorbing_in_the_fully_synthetic_loop(p0_small):
 def test_stopping_early_fills_exactly_what_running_on_would_give(p0_small):
     # Stopped runs leave the batch; the filled-in metrics must equal those of a Dirac mass.
     res = run_loop(p0_small, FullySynthetic(5), n_runs=300, n_generations=80, seed=7)
-    ds = res.data
+    ds = full(res)
     for run in range(300):
         t = ds["collapse_time"].values[run, 0]
         token = ds["absorbed_token"].values[run, 0]
@@ -89,14 +90,14 @@ def test_window_of_one_equals_fully_synthetic_run_for_run(p0_fig6):
     a = run_loop(p0_fig6, FullySynthetic(10), n_runs=500, n_generations=100, seed=8)
     b = run_loop(p0_fig6, MostRecent(10, 1), n_runs=500, n_generations=100, seed=8)
     for name in ("sigma", "l1_to_first", "collapse_time", "absorption_time", "absorbed_token"):
-        assert np.array_equal(a.data[name].values, b.data[name].values, equal_nan=True)
+        assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True)
 
 
 def test_window_absorption_is_K_equal_dirac_models_in_a_row(p0_small):
     K = 3
     res = run_loop(p0_small, MostRecent(4, K), n_runs=500, n_generations=400, seed=9,
                    stop_when_absorbed=False)
-    ds = res.data
+    ds = full(res)
     collapsed = ds["collapsed"].values[:, 0, :]
     for run in range(500):
         a = ds["absorption_time"].values[run, 0]
@@ -144,7 +145,7 @@ def test_window_engine_agrees_with_the_slow_reference(p0_small):
     ref = _reference_window_collapse_times(p0_small, 6, 3, 1500, 2000, seed=1)
     res = run_loop(p0_small, MostRecent(6, 3), n_runs=3000, n_generations=2000, seed=2,
                    metrics=("sigma",))
-    fast = res.data["collapse_time"].values.ravel()
+    fast = full(res)["collapse_time"].values.ravel()
     assert not np.isnan(ref).any() and not np.isnan(fast).any()
     se = np.sqrt(ref.var(ddof=1) / ref.size + fast.var(ddof=1) / fast.size)
     assert abs(ref.mean() - fast.mean()) / se < 4
@@ -156,11 +157,11 @@ def test_multi_context_rows_are_independent_chains():
 
     p0 = random_context_distributions(9, 3, seed=1)
     res = run_loop(p0, FullySynthetic(50), n_runs=200, n_generations=30, seed=3)
-    assert res.data["sigma"].shape == (200, 9, 31)
+    assert full(res)["sigma"].shape == (200, 9, 31)
     sigma0 = np.sum(p0**2, axis=1)
-    assert np.allclose(res.data["sigma"].values[0, :, 0], sigma0)
-    mean = res.data["sigma"].values[:, :, 10].mean(axis=0)
-    se = res.data["sigma"].values[:, :, 10].std(axis=0, ddof=1) / np.sqrt(200)
+    assert np.allclose(full(res)["sigma"].values[0, :, 0], sigma0)
+    mean = full(res)["sigma"].values[:, :, 10].mean(axis=0)
+    se = full(res)["sigma"].values[:, :, 10].std(axis=0, ddof=1) / np.sqrt(200)
     expected = 1 - (1 - 1 / 50) ** 10 * (1 - sigma0)  # eq. 6, per context
     assert np.all(np.abs(mean - expected) < 4 * se + 1e-12)
 
@@ -221,7 +222,7 @@ def test_compiled_and_numpy_metric_routes_agree(scenario, p0_small):
     a = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=True)
     b = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=False)
     for name in ("collapse_time", "absorption_time", "absorbed_token", "collapsed", "support"):
-        assert np.array_equal(a.data[name].values, b.data[name].values, equal_nan=True), name
+        assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True), name
     for name in ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy"):
-        assert np.allclose(a.data[name].values, b.data[name].values, rtol=0, atol=1e-12), name
-    assert np.all(a.data["l1_to_first"].values[:, :, 1] == 0.0)
+        assert np.allclose(full(a)[name].values, full(b)[name].values, rtol=0, atol=1e-12), name
+    assert np.all(full(a)["l1_to_first"].values[:, :, 1] == 0.0)

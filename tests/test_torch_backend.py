@@ -40,6 +40,7 @@ from modelcollapse.torch_backend.metrics import (  # noqa: E402
     sparse_metrics,
 )
 from modelcollapse.torch_backend.streams import TorchRowStreams  # noqa: E402
+from result_tables import full  # noqa: E402
 
 Z_MAX = 4.0
 P_MIN = 1e-3
@@ -138,7 +139,7 @@ def test_proposition1_absorbed_token(p0_small, mode, device):
     """P(p(m) → δ_i) = p_i: chi-square goodness of fit of the absorbed tokens."""
     res = simulate(p0_small, FullySynthetic(4), ("torch", device), representation=mode, n_runs=4000,
                    n_generations=400, seed=25, metrics=("sigma",))
-    tokens = res.data["absorbed_token"].values.ravel()
+    tokens = full(res)["absorbed_token"].values.ravel()
     assert np.all(tokens >= 0)
     support = np.flatnonzero(p0_small)
     observed = np.array([np.sum(tokens == i) for i in support])
@@ -153,15 +154,15 @@ def test_collapse_time_and_sigma_distributions_match_numpy(p0_fig6, device):
     kw = dict(n_runs=3000, n_generations=300, metrics=("sigma", "l1_to_first"))
     ref = simulate(p0_fig6, FullySynthetic(10), ("numpy", "cpu"), seed=31, **kw)
     new = simulate(p0_fig6, FullySynthetic(10), ("torch", device), seed=32, **kw)
-    t_ref = ref.data["collapse_time"].values.ravel()
-    t_new = new.data["collapse_time"].values.ravel()
+    t_ref = full(ref)["collapse_time"].values.ravel()
+    t_new = full(new)["collapse_time"].values.ravel()
     assert not np.isnan(t_ref).any() and not np.isnan(t_new).any()
     assert two_sample_chi2(t_ref, t_new) > P_MIN
     assert stats.ks_2samp(t_ref, t_new).pvalue > P_MIN
     for m in (3, 10):
         for name in ("sigma", "l1_to_first"):
-            a = ref.data[name].values[:, 0, m]
-            b = new.data[name].values[:, 0, m]
+            a = full(ref)[name].values[:, 0, m]
+            b = full(new)[name].values[:, 0, m]
             assert two_sample_chi2(a, b) > P_MIN, (name, m)
 
 
@@ -170,7 +171,7 @@ def test_partially_synthetic_sigma_distribution_matches_numpy(p0_fig6):
     ref = simulate(p0_fig6, PartiallySynthetic(50, 50), ("numpy", "cpu"), seed=33, **kw)
     new = simulate(p0_fig6, PartiallySynthetic(50, 50), ("torch", "cpu"), seed=34, **kw)
     for name in ("sigma", "l1_to_true"):
-        a, b = ref.data[name].values[:, 0, 10], new.data[name].values[:, 0, 10]
+        a, b = full(ref)[name].values[:, 0, 10], full(new)[name].values[:, 0, 10]
         assert stats.ks_2samp(a, b).pvalue > P_MIN, name
 
 
@@ -198,14 +199,14 @@ def test_every_scenario_agrees_with_numpy(p0_fig6, scenario, mode):
     ref = simulate(p0_fig6, scenario, ("numpy", "cpu"), seed=41, **kw)
     new = simulate(p0_fig6, scenario, ("torch", "cpu"), representation=mode, seed=42, **kw)
     assert set(new.data.data_vars) == set(ref.data.data_vars)
-    assert new.data["sigma"].shape == ref.data["sigma"].shape
-    ds = new.data
+    assert full(new)["sigma"].shape == full(ref)["sigma"].shape
+    ds = full(new)
     sigma, sup = ds["sigma"].values, ds["sup"].values
     assert np.all((sigma >= 1 / 52 - 1e-12) & (sigma <= 1 + 1e-12))
     assert np.array_equal(ds["collapsed"].values, np.isclose(sup, 1.0))
     assert np.allclose(ds["entropy"].values[ds["collapsed"].values], 0.0, atol=1e-12)
     for name in ("sigma", "l1_to_true", "support"):
-        a, b = ref.data[name].values[:, 0, -1], ds[name].values[:, 0, -1]
+        a, b = full(ref)[name].values[:, 0, -1], ds[name].values[:, 0, -1]
         se = np.hypot(a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size))
         assert abs(a.mean() - b.mean()) < Z_MAX * se + 1e-12, (name, a.mean(), b.mean())
 
@@ -222,7 +223,7 @@ def test_multi_context_matches_numpy(mode):
                    **kw)
     assert new.data.attrs["representation"] == mode
     for name in ("sigma", "l1_to_true"):
-        a, b = ref.data[name].values[:, :, -1], new.data[name].values[:, :, -1]
+        a, b = full(ref)[name].values[:, :, -1], full(new)[name].values[:, :, -1]
         se = np.hypot(a.std(0, ddof=1), b.std(0, ddof=1)) / np.sqrt(a.shape[0])
         assert np.all(np.abs(a.mean(0) - b.mean(0)) < Z_MAX * se), name
 
@@ -298,7 +299,8 @@ def test_streams_are_uniform():
 # --- reproducibility, chunking, validation ---------------------------------------------------
 
 def _arrays(result):
-    return {name: result.data[name].values for name in result.data.data_vars}
+    table = full(result)
+    return {name: table[name].values for name in table.data_vars}
 
 
 def _assert_same(a, b):
@@ -356,7 +358,7 @@ def test_absorbed_runs_are_filled_exactly(p0_small, check_every):
     """Runs that stop early carry the Dirac metrics of their absorbed token."""
     res = run_loop(p0_small, FullySynthetic(3), n_runs=300, n_generations=60, seed=64,
                    backend="torch")
-    ds = res.data
+    ds = full(res)
     t = ds["absorption_time"].values[:, 0]
     assert np.isfinite(t).all()
     p0 = ds["p0"].values[0]
@@ -372,16 +374,16 @@ def test_runs_can_go_on_after_absorption(p0_small):
     """stop_when_absorbed=False simulates absorbed runs to the end: the same outcomes law,
     and the simulated Dirac metrics equal the filled-in ones."""
     names = resolve_metrics(None)
-    kw = dict(n_runs=400, n_generations=40, entropy=67, names=names)
-    full = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(3), stop_when_absorbed=False,
-                          **kw).data
-    t = full["absorption_time"].values[:, 0]
-    assert np.array_equal(t, full["collapse_time"].values[:, 0], equal_nan=True)
-    p0 = full["p0"].values[0]
+    kw = dict(n_runs=400, n_generations=40, entropy=67, names=names, kept_runs=400)
+    ds = full(run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(3),
+                             stop_when_absorbed=False, **kw))
+    t = ds["absorption_time"].values[:, 0]
+    assert np.array_equal(t, ds["collapse_time"].values[:, 0], equal_nan=True)
+    p0 = ds["p0"].values[0]
     for r in np.flatnonzero(np.isfinite(t))[:20]:
-        m, token = int(t[r]), int(full["absorbed_token"].values[r, 0])
-        assert np.allclose(full["sigma"].values[r, 0, m:], 1.0)
-        assert np.allclose(full["l1_to_true"].values[r, 0, m:], 2 * (1 - p0[token]))
+        m, token = int(t[r]), int(ds["absorbed_token"].values[r, 0])
+        assert np.allclose(ds["sigma"].values[r, 0, m:], 1.0)
+        assert np.allclose(ds["l1_to_true"].values[r, 0, m:], 2 * (1 - p0[token]))
     stopped = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(3), **kw).data
     a, b = t[np.isfinite(t)], stopped["absorption_time"].values[:, 0]
     assert stats.ks_2samp(a, b[np.isfinite(b)]).pvalue > P_MIN

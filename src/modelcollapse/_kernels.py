@@ -127,24 +127,23 @@ def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_total: int
 
 def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,
                       first_generation: int, base: np.ndarray,
-                      first: np.ndarray, first_total: int, true: np.ndarray, alive: np.ndarray,
-                      names: tuple[str, ...], out: np.ndarray, collapsed: np.ndarray,
-                      collapse_time: np.ndarray) -> None:
+                      first: np.ndarray, first_total: int, true: np.ndarray, rows: np.ndarray,
+                      names: tuple[str, ...], out: np.ndarray, collapse_time: np.ndarray) -> None:
     """Run ``index.shape[0]`` generations of the partially synthetic loop in place.
 
     Model m trains on the fixed corpus (rows, N) and n draws from model m − 1, whose training
     tokens are the corpus followed by its own draws ``extra`` (rows, n), updated in place;
     ``index`` (steps, rows, n) are the drawn positions in those N + n tokens. ``base`` are the
     corpus counts (rows, k); ``first`` the counts of p(1) with total ``first_total``; ``true``
-    p(0). Row i is output row
-    ``alive[i]``: the metrics ``names`` (a subset of :data:`KERNEL_COLUMNS`, in that order) of
-    generation m go to ``out[:, alive[i], m]``, the Dirac flag to ``collapsed[alive[i], m]``
-    and the first Dirac generation to ``collapse_time[alive[i]]`` where it is still NaN.
+    p(0). The metrics ``names`` (a subset of :data:`KERNEL_COLUMNS` in that order, then
+    ``collapsed`` as 0/1) of generation ``first_generation`` + step of row i go to
+    ``out[:, step, i]``; the first Dirac generation of row i to ``collapse_time[rows[i]]``
+    where it is still NaN.
     """
     total = corpus.shape[1] + index.shape[2]
     kernel = _fixed_corpus_kernel(tuple(name in names for name in KERNEL_COLUMNS))
     kernel(corpus, extra, index, first_generation, base, first, first_total, true,
-           _clogc_table(total), alive, out, collapsed, collapse_time)
+           _clogc_table(total), rows, out, collapse_time)
 
 
 @functools.cache
@@ -155,9 +154,10 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
     want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
     slots = np.cumsum(want) - 1  # where each wanted metric goes in ``out``
     s_sigma, s_sup, s_first, s_true, s_entropy, s_support = (int(v) for v in slots)
+    s_collapsed = int(sum(want))
 
     def kernel(corpus, extra, index, first_generation, base, first, first_total, true,
-               clogc_table, alive, out, collapsed, collapse_time):
+               clogc_table, rows_global, out, collapse_time):
         # Row by row, so a row's corpus, counts and references stay in cache for all its
         # generations. Each generation updates the sums over the corpus counts r (with the
         # model's total T) with the n draws only: a drawn token with c0 = r + (earlier draws
@@ -173,7 +173,7 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
         tokens = np.empty(total, corpus.dtype)  # model m − 1's training tokens
         draws = np.empty(size, corpus.dtype)
         for i in range(rows):
-            row = alive[i]
+            row = rows_global[i]
             tokens[:width] = corpus[i]
             tokens[width:] = extra[i]
             base_i = base[i]
@@ -224,22 +224,21 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
                     if draws[j] != dirac_token:
                         dirac = -1
                 tokens[width:] = draws
-                m = first_generation + step
                 if want_sigma:
-                    out[s_sigma, row, m] = sq * inv_total * inv_total
+                    out[s_sigma, step, i] = sq * inv_total * inv_total
                 if want_sup:
-                    out[s_sup, row, m] = top * inv_total
+                    out[s_sup, step, i] = top * inv_total
                 if want_first:
-                    out[s_first, row, m] = l1_first / (total * first_total)
+                    out[s_first, step, i] = l1_first / (total * first_total)
                 if want_true:
-                    out[s_true, row, m] = l1_true
+                    out[s_true, step, i] = l1_true
                 if want_entropy:
-                    out[s_entropy, row, m] = (clogc_table[total] - clogc) / total
+                    out[s_entropy, step, i] = (clogc_table[total] - clogc) / total
                 if want_support:
-                    out[s_support, row, m] = support
-                collapsed[row, m] = dirac >= 0
+                    out[s_support, step, i] = support
+                out[s_collapsed, step, i] = 1.0 if dirac >= 0 else 0.0
                 if dirac >= 0 and np.isnan(collapse_time[row]):
-                    collapse_time[row] = m
+                    collapse_time[row] = first_generation + step
             extra[i] = tokens[width:]
 
     return numba.njit(cache=True, nogil=True)(kernel)

@@ -22,7 +22,8 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
     ``threads`` are passed to :func:`~modelcollapse.loop.run_loop`; results depend on neither.
 
     >>> res = simulate(scenario="fully-synthetic", n=10, generations=50, runs=20, seed=1)
-    >>> res.data["sigma"].dims
+    >>> mean, se = res.mean("sigma")  # per generation 0 … 50, over every run
+    >>> res.trajectories["sigma"].dims  # kept runs ("auto": all that fit in 256 MB)
     ('run', 'context', 'generation')
     """
     if spec is None:
@@ -39,4 +40,6 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
                     seed=entropy, metrics=spec.metrics, chunk_runs=chunk_runs, progress=progress,
                     backend=spec.backend, device=spec.device,
                     representation=spec.representation, threads=threads,
+                    trajectories=spec.trajectories,
+                    trajectory_memory_mb=spec.trajectory_memory_mb,
                     spec=spec.model_dump(mode="json"))

@@ -14,7 +14,7 @@ both routes see the same draws and give the same results (tests/test_fixed_corpu
 
 from __future__ import annotations
 
-import threading
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,6 +25,8 @@ from .scenarios import PartiallySynthetic, Scenario
 
 #: Positions drawn per generator call: bounds the memory the drawn positions take (8 MiB).
 DRAWS_PER_CALL = 1 << 20
+#: Metric values per window of generations handed to the recorder: bounds its memory (32 MiB).
+WINDOW_VALUES = 1 << 22
 
 
 def applies(scenario: Scenario, compiled: bool) -> bool:
@@ -34,48 +36,56 @@ def applies(scenario: Scenario, compiled: bool) -> bool:
 
 
 def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_generation: int,
-                    n_generations: int, store, n_contexts: int, bar, threads: int) -> None:
+                    n_generations: int, recorder, n_contexts: int, bar, threads: int) -> None:
     """Generations ``first_generation`` … ``n_generations`` of the rows still in ``history``.
 
     Models before ``first_generation`` were fitted by the generic loop, and model
-    ``first_generation`` − 1 must be the corpus alone. ``alive`` are the output rows of the
-    rows in ``history``; metrics and Dirac facts go straight into ``store``. Run blocks are
-    independent (each has its own stream and rows), so up to ``threads`` of them run at once;
-    the kernel and numpy's bounded draws release the GIL. Results do not depend on it.
+    ``first_generation`` − 1 must be the corpus alone. ``alive`` are the global ids of the rows
+    in ``history``. Generations go in windows: every run block runs the window's generations
+    into one (metrics, generations, rows) array, which the recorder then takes in one call, in
+    the same order whatever the threads did. Run blocks are independent (each has its own
+    stream and rows), so up to ``threads`` of them run at once; the kernel and numpy's bounded
+    draws release the GIL. Results do not depend on it.
     """
     corpus_model = history.corpus_model()
     corpus, base = corpus_model.tokens, corpus_model.counts
     n = history.scenario.n
     size = corpus.shape[1] + n
     extra = np.zeros((corpus.shape[0], n), dtype=corpus.dtype)
-    lock = threading.Lock()
+    blocks = list(history.streams.blocks())
+    widest = max((b - a for _, a, b in blocks), default=1)
+    names = recorder.names
+    collapse_time = recorder.outcomes["collapse_time"]
+    pool = (ThreadPoolExecutor(min(threads, len(blocks)))
+            if threads > 1 and len(blocks) > 1 else None)
 
-    def run_block(block) -> None:
+    def run_block(block, m: int, steps: int, window: np.ndarray) -> None:
         generator, a, b = block
         rows = slice(a, b)
-        m, high = first_generation, corpus.shape[1]  # model m − 1 = the corpus alone
-        while m <= n_generations:
-            steps = 1 if high < size else max(1, min(n_generations - m + 1,
-                                                      DRAWS_PER_CALL // ((b - a) * n)))
-            index = np.stack([draw_positions(generator, high, (b - a, n))
-                              for _ in range(steps)])
-            _kernels.fixed_corpus_loop(corpus[rows], extra[rows], index, m, base[rows],
-                                       meter.first_counts[rows], meter.first_total,
-                                       true[rows], alive[rows], store.float_names, store.table,
-                                       store.arrays["collapsed"],
-                                       store.outcomes["collapse_time"])
-            with lock:
-                bar.update(steps * (b - a) // n_contexts)
-            m, high = m + steps, size
+        high = corpus.shape[1] if m == first_generation else size  # model m − 1's tokens
+        index = np.stack([draw_positions(generator, high, (b - a, n)) for _ in range(steps)])
+        _kernels.fixed_corpus_loop(corpus[rows], extra[rows], index, m, base[rows],
+                                   meter.first_counts[rows], meter.first_total, true[rows],
+                                   alive[rows], names, window[:, :, rows], collapse_time)
 
-    blocks = list(history.streams.blocks())
-    if threads > 1 and len(blocks) > 1:
-        pool = ThreadPoolExecutor(min(threads, len(blocks)))
-        try:
-            for _ in pool.map(run_block, blocks):  # re-raises a block's error here
-                pass
-        finally:  # on an error or Ctrl-C, blocks not yet started are dropped
+    try:
+        m = first_generation
+        while m <= n_generations:
+            # The first model drawn from is the corpus alone: one generation at that width.
+            steps = 1 if m == first_generation else max(1, min(
+                n_generations - m + 1, WINDOW_VALUES // max(1, len(names) * alive.size),
+                DRAWS_PER_CALL // (widest * n)))
+            window = np.empty((len(names), steps, alive.size))
+            jobs = [functools.partial(run_block, block, m, steps, window) for block in blocks]
+            if pool is None:
+                for job in jobs:
+                    job()
+            else:
+                for _ in pool.map(lambda job: job(), jobs):  # re-raises a block's error here
+                    pass
+            recorder.record_window(m, alive, window)
+            bar.update(steps * alive.size // n_contexts)
+            m += steps
+    finally:  # on an error or Ctrl-C, blocks not yet started are dropped
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        for block in blocks:
-            run_block(block)

@@ -13,7 +13,7 @@ are filled in exactly.
 
 from __future__ import annotations
 
-import mmap
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +24,7 @@ from ._system import loop_threads
 from ._validation import check_choice, check_int, check_probabilities
 from .meter import ModelMeter
 from .metrics import absorbed_values, distribution_metrics, resolve_metrics
+from .recorder import TRAJECTORY_MEMORY_MB, Recorder, kept_runs, metric_shift
 from .results import Result, build_result
 from .rng import RUN_BLOCK, resolve_entropy
 from .sampling import (
@@ -46,6 +47,9 @@ __all__ = ["History", "Model", "run_loop"]
 #: binomials), "auto" (counts when the draws per model are many times the live support); the
 #: numpy backend holds tokens and takes "auto" alone.
 REPRESENTATIONS = ("auto", "tokens", "counts")
+#: Runs per chunk unless asked otherwise: bounds the engine's per-run state (a model's tokens
+#: and counts, p(1)); results do not depend on it.
+CHUNK_RUNS = 100_000
 
 
 class Model:
@@ -219,14 +223,20 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
              chunk_runs: int | None = None, progress: bool | None = None,
              backend: str = "numpy", device: str = "cpu", representation: str = "auto",
              compiled: bool | None = None, threads: int | None = None,
+             trajectories: str | int = "auto",
+             trajectory_memory_mb: float = TRAJECTORY_MEMORY_MB,
              spec: dict | None = None) -> Result:
     """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
 
     ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
     context an independent chain (eq. 2 fits every context separately). Runs are processed in
-    chunks of ``chunk_runs`` (a multiple of the run block; default: all at once); results do
-    not depend on it. Returns a :class:`~modelcollapse.results.Result` whose arrays have dims
-    (run, context, generation) with generation 0 = p(0).
+    chunks of ``chunk_runs`` (a multiple of the run block; default: at most
+    :data:`CHUNK_RUNS`); results do not depend on it. Returns a
+    :class:`~modelcollapse.results.Result`: per-generation means and standard errors of every
+    metric (generation 0 = p(0)), per-run outcomes and last metrics, and the trajectories
+    (run, context, generation) of the runs ``trajectories`` asks for (see
+    :func:`~modelcollapse.recorder.kept_runs`: ``"auto"``, ``"all"``, ``"none"`` or a number
+    of runs, within ``trajectory_memory_mb``).
 
     ``backend="torch"`` runs the same loop with PyTorch on ``device`` ("cpu" or "cuda");
     each backend is reproducible on its own, and the two agree in distribution. Its
@@ -243,7 +253,14 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     n_generations = check_int(n_generations, "generations", low=1)
     names = resolve_metrics(metrics)
     entropy = resolve_entropy(seed)
-    chunk = n_runs if chunk_runs is None else check_int(chunk_runs, "chunk_runs", low=1)
+    n_contexts = p0.shape[0]
+    kept, note = kept_runs(trajectories, n_runs=n_runs, n_contexts=n_contexts,
+                           n_generations=n_generations, n_metrics=len(names),
+                           memory_mb=trajectory_memory_mb)
+    if note:
+        print(note, file=sys.stderr)
+    chunk = (min(n_runs, CHUNK_RUNS) if chunk_runs is None
+             else check_int(chunk_runs, "chunk_runs", low=1))
     threads = loop_threads(None if threads is None else check_int(threads, "threads", low=1))
     if chunk % RUN_BLOCK and chunk < n_runs:
         raise ValueError(f"The 'chunk_runs' parameter of simulate must be a multiple of "
@@ -258,69 +275,32 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
                               entropy=entropy, names=names, chunk_runs=chunk_runs,
                               progress=progress, device=device, spec=spec,
                               stop_when_absorbed=stop_when_absorbed,
-                              representation=representation)
+                              representation=representation, kept_runs=kept)
     if representation != "auto":
         raise ValueError(f"The 'representation' parameter of simulate is {representation!r}, "
                          f"which needs backend 'torch'; the numpy backend takes 'auto'.")
     p_live, token_ids = _live_support(p0)
-    n_contexts = p0.shape[0]
-    store = _Store(n_runs * n_contexts, n_generations, names)
+    recorder = Recorder(n_runs * n_contexts, n_contexts, n_generations, names,
+                        metric_shift(p_live, names), kept * n_contexts)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
     for first_run in range(0, n_runs, chunk):
         runs = min(chunk, n_runs - first_run)
         rows = slice(first_run * n_contexts, (first_run + runs) * n_contexts)
         _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-                   stop_when_absorbed, store, rows, bar,
+                   stop_when_absorbed, recorder, rows, bar,
                    _kernels.AVAILABLE if compiled is None else compiled, threads)
     bar.close()
-    return build_result(store.arrays, store.outcomes, p0, token_ids, n_runs, n_contexts,
-                        names, scenario=scenario, entropy=entropy, spec=spec)
+    return build_result(recorder, p0, token_ids, n_runs, n_contexts, names,
+                        scenario=scenario, entropy=entropy, spec=spec)
 
 
 def _disable(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
-class _Store:
-    """Output arrays over all rows: metrics (rows, G+1) and per-row outcomes.
-
-    The float metrics are slices of one (metrics, rows, G+1) ``table``, so compiled routes can
-    write them all through one array."""
-
-    def __init__(self, n_rows: int, n_generations: int, names: Sequence[str],
-                 filled: bool = True):
-        """``filled=False`` leaves the metric arrays uninitialised, for a loop that writes
-        every cell (NaN and False otherwise)."""
-        self.float_names = tuple(name for name in names if name != "collapsed")
-        shape = (n_rows, n_generations + 1)
-        table_shape = (len(self.float_names), *shape)
-        self.table = np.full(table_shape, np.nan) if filled else np.empty(table_shape)
-        self.arrays = {name: self.table[i] for i, name in enumerate(self.float_names)}
-        self.arrays["collapsed"] = (np.zeros if filled else np.empty)(shape, dtype=bool)
-        self.outcomes = {"collapse_time": np.full(n_rows, np.nan),
-                         "absorption_time": np.full(n_rows, np.nan),
-                         "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
-
-    def fault_in(self) -> None:
-        """Map every page of the metric arrays into memory, in this thread, values unchanged.
-
-        For an unfilled store written by a thread pool (the torch loop's copies): where the
-        kernel backs large allocations with transparent huge pages, several threads taking
-        first-touch faults in the same region stall one another: copying four windows of
-        generations into a cold (2, 10^5, 101) float64 table and its flags took 195 ms on 2
-        cores, against 20 ms with this first, its own time included
-        (benchmarks/bench_host_store.py).
-        """
-        for array in (self.table, self.arrays["collapsed"]):
-            flat = array.reshape(-1)
-            step = max(1, mmap.PAGESIZE // flat.itemsize)
-            # A copy first: numpy skips assigning a view to itself, which would touch nothing.
-            flat[::step] = flat[::step].copy()
-
-
 def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
-               stop_when_absorbed, store, rows, bar, compiled, threads) -> None:
+               stop_when_absorbed, recorder, rows, bar, compiled, threads) -> None:
     n_contexts = p_live.shape[0]
     row_context = np.tile(np.arange(n_contexts), runs)
     streams = RowStreams(entropy, first_run // RUN_BLOCK,
@@ -328,34 +308,30 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
     history = History(scenario, p_live, row_context, streams, n_generations)
     true = rows_of(p_live, row_context)
     alive = np.arange(rows.start, rows.stop)  # global row ids still simulated
-    out = store.arrays
-    collapse_time = store.outcomes["collapse_time"]
+    collapse_time = recorder.outcomes["collapse_time"]
 
-    for name, values in distribution_metrics(true, None, true, names).items():
-        out[name][alive, 0] = values
     real_dirac = np.where(true.max(axis=1) >= 1.0, true.argmax(axis=1), -1)
     lag = scenario.lag
     window = np.full((lag if lag is not None else 1, alive.size), -2, dtype=np.int64)
     settled = np.zeros(alive.size, dtype=bool)
     meter = ModelMeter(true, names, compiled=compiled)
-    first = None
-    where = slice(rows.start, rows.stop)  # alive rows: a slice until some runs stop
+    where = rows  # alive rows: a slice until some runs stop
     any_dirac_in_window = False
 
     for m in range(1, n_generations + 1):
         if m == 2 and fixed_corpus.applies(scenario, compiled):
             # Real data feeds every generation: no run stops from here on (those with a Dirac
             # p(0) settled at m = 1), so the rest runs row by row in compiled code.
-            fixed_corpus.run_generations(history, meter, true, alive, m, n_generations, store,
-                                         n_contexts, bar, threads)
+            fixed_corpus.run_generations(history, meter, true, alive, m, n_generations,
+                                         recorder, n_contexts, bar, threads)
             break
         model = scenario.training_set(m, history)
         history.store(m, model)
         values, dirac = meter(model)
-        if first is None:
-            first = meter.first
-        for name, v in values.items():
-            out[name][where, m] = v
+        if m == 1:
+            # Generation 0 is p(0); its l1_to_first, ‖p(0) − p(1)‖₁, is known once p(1) is.
+            recorder.record(0, where, distribution_metrics(true, meter.first, true, names))
+        recorder.record(m, where, values)
         bar.update(alive.size // n_contexts if n_contexts else 0)
         dirac_now = bool(values["collapsed"].any())
         if not (dirac_now or any_dirac_in_window):
@@ -369,13 +345,12 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
         absorbed = _absorbed(window, dirac, real_dirac, scenario, m) & ~settled
         if np.any(absorbed):
             start = m - (lag - 1 if lag is not None else m - 1)
-            store.outcomes["absorption_time"][alive[absorbed]] = start
-            store.outcomes["absorbed_token"][alive[absorbed]] = dirac[absorbed]
+            recorder.outcomes["absorption_time"][alive[absorbed]] = start
+            recorder.outcomes["absorbed_token"][alive[absorbed]] = dirac[absorbed]
             if stop_when_absorbed and m < n_generations:
-                fill = absorbed_values(dirac[absorbed], meter.first_of(absorbed), true[absorbed],
-                                       names)
-                for name, v in fill.items():
-                    out[name][alive[absorbed], m + 1:] = v[:, None]
+                recorder.settle(alive[absorbed], m,
+                                absorbed_values(dirac[absorbed], meter.first_of(absorbed),
+                                                true[absorbed], names))
                 keep = ~absorbed
                 history.keep(keep)
                 meter.keep(keep)
@@ -387,11 +362,6 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                     break
             else:
                 settled |= absorbed
-    # l1_to_first at generation 0 is ‖p(0) − p(1)‖₁, known once p(1) exists.
-    if "l1_to_first" in out and first is not None:
-        global_rows = np.arange(rows.start, rows.stop)
-        out["l1_to_first"][global_rows, 0] = np.abs(p_live[row_context] - first).sum(axis=1)
-
 
 
 def _absorbed(window: np.ndarray, dirac: np.ndarray, real_dirac: np.ndarray,

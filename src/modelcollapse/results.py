@@ -1,10 +1,18 @@
 """The result of a simulation: labelled arrays, provenance, a summary, atomic save and load.
 
-Arrays live in an :class:`xarray.Dataset` with dims ``run``, ``context`` and ``generation``
-(0 … G, generation 0 being p(0)) and ``token`` for p(0) itself. Per-generation metrics use the
-names of :mod:`modelcollapse.metrics`; per-run outcomes are ``collapse_time`` (NaN when the run
-never collapsed: censored, and marked in ``collapse_censored``), ``absorption_time`` (likewise)
-and ``absorbed_token`` (vocabulary id, −1 when not absorbed).
+Arrays live in an :class:`xarray.Dataset` (layout :data:`RESULT_FORMAT`) with dims ``run``,
+``context``, ``generation`` (0 … G, generation 0 being p(0)) and ``token`` for p(0) itself.
+Metric names are those of :mod:`modelcollapse.metrics`.
+
+* Per context and generation, always: ``count`` (runs measured) and, per metric,
+  ``<metric>_mean`` and ``<metric>_m2`` (the sum of squared deviations from that mean), from
+  which :meth:`Result.mean` gives the mean over runs and its standard error.
+* Per run and context, always: ``collapse_time`` (NaN when the run never collapsed: censored,
+  and marked in ``collapse_censored``), ``absorption_time`` (likewise), ``absorbed_token``
+  (vocabulary id, −1 when not absorbed) and ``<metric>_final``, the metric at generation G.
+* On request, trajectories of runs 0 … k − 1: ``<metric>_trajectory`` with dims
+  (``trajectory_run``, context, generation); :attr:`Result.trajectories` gives them back under
+  the metric names with dims (run, context, generation), the run coordinate holding run ids.
 """
 
 from __future__ import annotations
@@ -22,10 +30,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .metrics import mean_and_se
+from .metrics import METRICS, mean_and_se
 from .rng import RUN_BLOCK
 
-__all__ = ["Result", "atomic_write_text", "build_result", "provenance"]
+__all__ = ["RESULT_FORMAT", "Result", "atomic_write_text", "build_result", "provenance"]
+
+#: Version of the Dataset layout. 1 (no ``result_format`` attribute): every metric as a dense
+#: (run, context, generation) array; 2: per-generation statistics, per-run outcomes and last
+#: metrics, trajectories on request. :meth:`Result.load` reads both.
+RESULT_FORMAT = 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,10 +78,44 @@ class Result:
     def n_generations(self) -> int:
         return self.data.sizes["generation"] - 1
 
-    def mean(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean over runs (and contexts) per generation, and its standard error."""
-        values = self.data[metric].astype(np.float64).values  # (run, context, generation)
-        return mean_and_se(values.reshape(-1, values.shape[-1]), axis=0)
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics recorded, in the order of :data:`~modelcollapse.metrics.METRICS`."""
+        return tuple(name for name in METRICS if f"{name}_mean" in self.data)
+
+    @property
+    def trajectories(self) -> xr.Dataset | None:
+        """The kept runs' metrics per generation, dims (run, context, generation), the run
+        coordinate holding run ids; None when no run was kept."""
+        names = {f"{name}_trajectory": name for name in self.metrics
+                 if f"{name}_trajectory" in self.data}
+        if not names:
+            return None
+        kept = self.data[list(names)].rename(names)
+        return kept.rename({"trajectory_run": "run"})
+
+    def mean(self, metric: str, *, context: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over runs (and contexts, unless one ``context`` is named) per generation, and
+        its standard error sd / √count (NaN where fewer than two runs were measured)."""
+        if f"{metric}_mean" not in self.data:
+            raise ValueError(f"The 'metric' parameter of Result.mean must be one of "
+                             f"{list(self.metrics)}. Got {metric!r} instead.")
+        count = self.data["count"].values.astype(np.float64)  # (context, generation)
+        mean = self.data[f"{metric}_mean"].values
+        m2 = self.data[f"{metric}_m2"].values
+        if context is not None:
+            count, mean, m2 = count[[context]], mean[[context]], m2[[context]]
+        total = count.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if count.shape[0] == 1:
+                pooled, spread = mean[0], m2[0]
+            else:  # the contexts' means and sums of squares, pooled
+                pooled = (count * mean).sum(axis=0) / total
+                spread = m2.sum(axis=0) + (count * (mean - pooled) ** 2).sum(axis=0)
+            se = np.where(total > 1, np.sqrt(spread / np.maximum(total - 1, 1) /
+                                              np.maximum(total, 1)), np.nan)
+        return pooled, se
 
     def summary(self) -> dict:
         """The machine-readable summary printed by ``modelcollapse simulate --format json``."""
@@ -138,11 +185,11 @@ class Result:
                              f"Got {str(path)!r} instead.")
         if path.suffix == ".nc":
             with xr.open_dataset(path, engine="scipy") as ds:
-                return cls(_restore_types(ds.load()))
+                return cls(_upgrade(_restore_types(ds.load()), path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
-            return cls(ds.load())
+            return cls(_upgrade(_restore_types(ds.load()), path))
 
 
 #: Largest Zarr chunk written; results are split along their first dimension (runs) only.
@@ -162,10 +209,40 @@ def _few_chunks(ds: xr.Dataset) -> dict[str, dict]:
 
 
 def _restore_types(ds: xr.Dataset) -> xr.Dataset:
-    for name in ("collapsed", "collapse_censored", "absorption_censored"):
+    for name in ("collapsed", "collapsed_final", "collapsed_trajectory", "collapse_censored",
+                 "absorption_censored"):
         if name in ds:
             ds[name] = ds[name].astype(bool)
     return ds
+
+
+def _upgrade(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """A result in the current layout. Format 1 (dense per-run metrics) is converted: its
+    arrays become the trajectories of every run, and the statistics are computed from them."""
+    version = int(ds.attrs.get("result_format", 1))
+    if version == RESULT_FORMAT:
+        return ds
+    if version != 1 or "count" in ds:
+        raise ValueError(f"The result at {str(path)!r} has layout version {version}; this "
+                         f"modelcollapse reads versions 1 … {RESULT_FORMAT}: upgrade it.")
+    names = [name for name in METRICS if name in ds]
+    values = np.stack([ds[name].values.astype(np.float64) for name in names])
+    finite = ~np.isnan(values)
+    count = finite.sum(axis=1)  # (metrics, context, generation)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, values, 0.0).sum(axis=1) / count
+        m2 = np.where(finite, (values - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    dims = ("context", "generation")
+    upgraded = ds.drop_vars(names).assign(count=(dims, count.max(axis=0)))
+    for i, name in enumerate(names):
+        upgraded[f"{name}_mean"] = (dims, mean[i])
+        upgraded[f"{name}_m2"] = (dims, m2[i])
+        upgraded[f"{name}_final"] = (("run", "context"), ds[name].values[:, :, -1])
+        upgraded[f"{name}_trajectory"] = (("trajectory_run", "context", "generation"),
+                                          ds[name].values)
+    upgraded = upgraded.assign_coords(trajectory_run=ds["run"].values)
+    upgraded.attrs["result_format"] = RESULT_FORMAT
+    return upgraded
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -205,15 +282,28 @@ def _scalar_or_list(values: np.ndarray):
     return values[0] if len(values) == 1 else values
 
 
-def build_result(arrays: dict[str, np.ndarray], outcomes: dict[str, np.ndarray], p0: np.ndarray,
-                 token_ids: np.ndarray, n_runs: int, n_contexts: int, names, *, scenario,
-                 entropy: int, spec: dict | None) -> Result:
-    """Assemble the Dataset from the loop's row arrays (rows = run-major (run, context))."""
+def build_result(recorder, p0: np.ndarray, token_ids: np.ndarray, n_runs: int,
+                 n_contexts: int, names, *, scenario, entropy: int, spec: dict | None) -> Result:
+    """Assemble the Dataset from a :class:`~modelcollapse.recorder.Recorder` (rows are
+    run-major (run, context))."""
     def per_run(a: np.ndarray) -> np.ndarray:
         return a.reshape(n_runs, n_contexts, *a.shape[1:])
 
-    dims3 = ("run", "context", "generation")
-    data_vars = {name: (dims3, per_run(arrays[name])) for name in names}
+    count, mean, m2 = recorder.statistics()
+    dims = ("context", "generation")
+    data_vars = {"count": (dims, count)}
+    kept_runs = recorder.kept_rows // max(n_contexts, 1)
+    for i, name in enumerate(names):
+        boolean = name == "collapsed"
+        data_vars[f"{name}_mean"] = (dims, mean[i])
+        data_vars[f"{name}_m2"] = (dims, m2[i])
+        final = per_run(recorder.final[i])
+        data_vars[f"{name}_final"] = (("run", "context"), final == 1 if boolean else final)
+        if kept_runs:
+            kept = recorder.trajectories[i].reshape(kept_runs, n_contexts, -1)
+            data_vars[f"{name}_trajectory"] = (("trajectory_run", "context", "generation"),
+                                               kept == 1 if boolean else kept)
+    outcomes = recorder.outcomes
     contexts = np.tile(np.arange(n_contexts), n_runs)
     live = outcomes["absorbed_token"]
     vocab_token = np.where(live >= 0, token_ids[contexts, np.maximum(live, 0)], -1)
@@ -223,13 +313,15 @@ def build_result(arrays: dict[str, np.ndarray], outcomes: dict[str, np.ndarray],
                                                          per_run(np.isnan(outcomes[name])))
     data_vars["absorbed_token"] = (("run", "context"), per_run(vocab_token))
     data_vars["p0"] = (("context", "token"), p0)
-    generations = arrays[names[0]].shape[1]
+    coords = {"run": np.arange(n_runs), "context": np.arange(n_contexts),
+              "generation": np.arange(count.shape[1]), "token": np.arange(p0.shape[1])}
+    if kept_runs:
+        coords["trajectory_run"] = np.arange(kept_runs)
     ds = xr.Dataset(
         data_vars,
-        coords={"run": np.arange(n_runs), "context": np.arange(n_contexts),
-                "generation": np.arange(generations), "token": np.arange(p0.shape[1])},
+        coords=coords,
         attrs={"scenario": scenario.describe(), "seed_entropy": str(entropy),
                "run_block": RUN_BLOCK, "spec": json.dumps(spec or {}),
-               "provenance": json.dumps(provenance())},
+               "provenance": json.dumps(provenance()), "result_format": RESULT_FORMAT},
     )
     return Result(ds)

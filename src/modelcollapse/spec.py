@@ -20,7 +20,8 @@ from .distributions import (
     uniform_distribution,
     zipf_distribution,
 )
-from .metrics import METRICS
+from .metrics import METRICS, resolve_metrics
+from .recorder import TRAJECTORY_MEMORY_MB, kept_runs
 from .rng import generator
 from .scenarios import SCENARIOS, Scenario, make_scenario
 
@@ -61,6 +62,12 @@ class SimulationSpec(BaseModel):
     representation: Literal["auto", "tokens", "counts"] = Field(
         "auto", description="how the torch backend holds a model: its training tokens, its "
                             "counts, or whichever its rule picks (docs/backends.md)")
+    trajectories: Literal["auto", "all", "none"] | int = Field(
+        "auto", description="runs whose every generation is kept: 'all', 'none', the first k, "
+                            "or 'auto' (all that fit in trajectory_memory_mb); means and "
+                            "standard errors always cover every run")
+    trajectory_memory_mb: float = Field(TRAJECTORY_MEMORY_MB, gt=0,
+                                        description="memory kept trajectories may take (MB)")
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationSpec:
@@ -109,7 +116,21 @@ class SimulationSpec(BaseModel):
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
                 raise ValueError(f"'metrics' must be among {list(METRICS)}; got {unknown[0]!r}")
+        self.kept_runs()  # refuses, before any work, trajectories that cannot be kept
         return self
+
+    def kept_runs(self) -> int:
+        """How many runs keep their trajectories (see :func:`modelcollapse.recorder.kept_runs`)."""
+        if isinstance(self.trajectories, int) and self.trajectories < 0:
+            raise ValueError(f"'trajectories' must be 'auto', 'all', 'none' or a number of runs "
+                             f"≥ 0; got {self.trajectories}")
+        contexts = (self.contexts if self.p0 is None
+                    else np.atleast_2d(load_distribution(self.p0)).shape[0])
+        kept, _ = kept_runs(self.trajectories, n_runs=self.runs, n_contexts=contexts,
+                            n_generations=self.generations,
+                            n_metrics=len(resolve_metrics(self.metrics)),
+                            memory_mb=self.trajectory_memory_mb, where="the spec")
+        return kept
 
     # --- resolution into what the loop consumes ---------------------------------------------
     def build_p0(self) -> np.ndarray:

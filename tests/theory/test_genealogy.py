@@ -25,6 +25,7 @@ from modelcollapse.theory.genealogy import (
     occupancy_log_row,
 )
 from modelcollapse.theory.markov import fully_synthetic_chain
+from result_tables import full
 
 Z_MAX = 4.0
 P_MIN = 1e-3
@@ -239,10 +240,10 @@ def test_loop_matches_law_mean_ks_support_and_rho():
     # the same KS statistic rejects the law of a neighbouring n: it has power here
     assert ks_pvalue(times, collapse_time_law(p0, n + 2).survival) < P_MIN
     for m in (1, 3, 8, 20):
-        support = res.data.support.values[:, 0, m]
+        support = full(res).support.values[:, 0, m]
         se = support.std(ddof=1) / np.sqrt(runs)
         assert abs(support.mean() - law.expected_support[m]) < Z_MAX * se
         rho = law.collapse_prob[m]
-        hits = res.data.collapsed.values[:, 0, m].mean()
+        hits = full(res).collapsed.values[:, 0, m].mean()
         assert abs(hits - rho) < Z_MAX * np.sqrt(rho * (1 - rho) / runs)
 

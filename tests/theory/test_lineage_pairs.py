@@ -26,6 +26,7 @@ from modelcollapse.theory.lineage_pairs import (
     partially_synthetic_moments,
 )
 from modelcollapse.theory.markov import fully_synthetic_chain, window_chain
+from result_tables import full
 
 Z_MAX = 4.0
 
@@ -100,12 +101,12 @@ def test_partially_synthetic_moments_against_simulation():
     res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=4000, n_generations=G, seed=5,
                    metrics=("sigma", "collapsed"), progress=False)
     for m in range(1, G + 1):
-        values = res.data.sigma.values[:, 0, m]
+        values = full(res).sigma.values[:, 0, m]
         se = values.std(ddof=1) / np.sqrt(values.size)
         assert abs(values.mean() - moments.sigma_mean[m]) < Z_MAX * se
     rho = moments.collapse_prob[1]
     assert rho == pytest.approx(np.sum(p0**N))
-    hits = res.data.collapsed.values[:, 0, G].mean()
+    hits = full(res).collapsed.values[:, 0, G].mean()
     assert abs(hits - rho) < Z_MAX * np.sqrt(rho * (1 - rho) / 4000)
 
 
@@ -141,7 +142,7 @@ def test_expected_sigma_matches_the_loop(scenario, seed):
     exact = expected_sigma(p0, scenario, G)
     res = run_loop(p0, scenario, n_runs=runs, n_generations=G, seed=seed, metrics=("sigma",),
                    progress=False)
-    sigma = res.data.sigma.values[:, 0, :]
+    sigma = full(res).sigma.values[:, 0, :]
     se = sigma.std(axis=0, ddof=1) / np.sqrt(runs)
     z = (sigma.mean(axis=0)[1:] - exact[1:]) / se[1:]
     assert np.max(np.abs(z)) < Z_MAX  # 30 generations: Bonferroni level 30 × 6.3e-5 = 2e-3

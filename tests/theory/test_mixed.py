@@ -22,6 +22,7 @@ from modelcollapse.theory import mixed
 from modelcollapse.theory.diffusion import collapse_time_prediction
 from modelcollapse.theory.lineage_pairs import expected_sigma
 from modelcollapse.theory.paper import expected_sigma_fully
+from result_tables import full
 
 P0 = target_distribution(600, 52, 0.1, seed=0)
 
@@ -101,7 +102,7 @@ def test_most_recent_absorption_prediction_against_the_loop():
     prediction = mixed.most_recent_collapse_prediction(P0, n, K)
     res = run_loop(P0, MostRecent(n=n, K=K), n_runs=1500, n_generations=int(6 * prediction),
                    seed=4, metrics=(), progress=False)
-    absorbed = res.data["absorption_time"].values.ravel()
+    absorbed = full(res)["absorption_time"].values.ravel()
     assert not np.isnan(absorbed).any()
     # An approximation: +1 … +8 % on the benchmark grid; 1.5 % se here.
     assert abs(prediction / absorbed.mean() - 1) < 0.08
@@ -114,7 +115,7 @@ def test_l1_upper_bound_holds_in_simulation():
     G = 30
     res = run_loop(P0, scenario, n_runs=1000, n_generations=G, seed=8,
                    metrics=("l1_to_first",), progress=False)
-    l1 = res.data["l1_to_first"].values[:, 0, :]
+    l1 = full(res)["l1_to_first"].values[:, 0, :]
     bound = mixed.l1_to_first_upper_bound(P0, scenario, G)
     assert np.isnan(bound[0])
     se = l1[:, 1:].std(axis=0, ddof=1) / math.sqrt(l1.shape[0])

@@ -15,6 +15,7 @@ from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import PartiallySynthetic
 from modelcollapse.theory import budget, partial
 from modelcollapse.theory.paper import expected_sigma_partial, log_theorem3_bound
+from result_tables import full
 
 
 def enumerate_deviation(p: np.ndarray, N: int, n: int, m: int) -> tuple[float, float]:
@@ -88,7 +89,7 @@ def test_exact_l1_against_the_loop_and_theorem3():
     res = run_loop(p, PartiallySynthetic(n=n, N=N), n_runs=6000, n_generations=6, seed=5,
                    metrics=("l1_to_first", "sigma"), progress=False)
     for m in (2, 6):
-        values = res.data["l1_to_first"].isel(generation=m).values.ravel()
+        values = full(res)["l1_to_first"].isel(generation=m).values.ravel()
         dev = partial.expected_l1_deviation(p, n, N, m)
         z = (values.mean() - dev.value) / (values.std(ddof=1) / math.sqrt(values.size))
         assert abs(z) < 4

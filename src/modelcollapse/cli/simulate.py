@@ -37,6 +37,14 @@ def _text_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _number_of_runs(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"'trajectories' must be auto, all, none or a number of runs; "
+                         f"got {text!r}") from None
+
+
 @click.command("simulate")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML spec with the same fields.")
 @click.option("--vocab", type=int, help="Vocabulary size s.")
@@ -59,6 +67,12 @@ def _text_summary(summary: dict) -> str:
               help="How the torch backend holds a model: training tokens or counts "
                    "(default auto).")
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
+@click.option("--trajectories", type=str,
+              help="Runs whose every generation is kept: auto (all that fit in "
+                   "--trajectory-memory-mb), all, none, or a number k (runs 0 … k−1). Means and "
+                   "standard errors always cover every run.  [default: auto]")
+@click.option("--trajectory-memory-mb", "trajectory_memory_mb", type=float,
+              help="Memory kept trajectories may take, in MB.  [default: 256]")
 @click.option("--out", type=click.Path(file_okay=False), help="Write result, summary, plot here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -70,6 +84,8 @@ def command(config, metrics, out, fmt, progress, threads, **flags) -> None:
     """Simulate the recursive train-generate loop and summarise collapse."""
     with input_errors():
         given = {k: v for k, v in flags.items() if v is not None}
+        if given.get("trajectories", "auto") not in ("auto", "all", "none"):
+            given["trajectories"] = _number_of_runs(given["trajectories"])
         if metrics is not None:
             given["metrics"] = tuple(m.strip() for m in metrics.split(",") if m.strip())
         spec = load_spec(config, **given) if config else SimulationSpec(**given)

@@ -1,0 +1,127 @@
+"""The recorder's work for one chunk of runs, done on the device.
+
+The torch loop hands this class every generation's (or span's) metrics of the rows it still
+simulates. It reduces them to the sums of :class:`modelcollapse.recorder.Recorder` — rows per
+context and generation, Σ d and Σ d² with d the metric minus its shift — on the device, keeps
+each row's latest metrics and the kept rows' trajectories there too, and hands all of it to
+the host recorder once, when the chunk is done: O(generations · metrics) numbers and O(rows)
+per-row values cross to the host, not the (rows × generations) table.
+
+Nothing here makes the host wait for the device: row counts are known on the host, per-context
+sums go by ``index_add_``, and every index the host passes is already on the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..recorder import Recorder
+
+__all__ = ["ChunkRecorder"]
+
+
+class ChunkRecorder:
+    """Sums, latest metrics and kept trajectories of rows ``first_row`` … ``first_row`` +
+    ``rows`` − 1 (one chunk, run-major) on ``dev``, for the host ``recorder``."""
+
+    def __init__(self, recorder: Recorder, first_row: int, rows: int, dev: torch.device):
+        self.host = recorder
+        self.names = recorder.names
+        self.first_row, self.rows = first_row, rows
+        n_metrics, n_contexts = len(self.names), recorder.n_contexts
+        columns = recorder.n_generations + 1
+        self.n_contexts, self.n_generations = n_contexts, recorder.n_generations
+        f64 = dict(dtype=torch.float64, device=dev)
+        self.shift = torch.as_tensor(recorder.shift, **f64)  # (metrics, contexts)
+        self.count = torch.zeros((n_contexts, columns), **f64)
+        self.sums = torch.zeros((2, n_metrics, n_contexts, columns), **f64)
+        self.settled_count = torch.zeros_like(self.count)
+        self.settled_sums = torch.zeros_like(self.sums)
+        # Each row's latest metrics: those of generation G, or of its Dirac mass once it stops.
+        self.latest = torch.full((n_metrics, rows), float("nan"), **f64)
+        self.context = torch.arange(rows, device=dev) % n_contexts
+        # The rows still written (chunk positions, ascending), on the device and on the host;
+        # None while they are all of them.
+        self.alive: torch.Tensor | None = None
+        self.alive_host: np.ndarray | None = None
+        self.kept = int(np.clip(recorder.kept_rows - first_row, 0, rows))
+        self.trajectories = (torch.full((n_metrics, self.kept, columns), float("nan"), **f64)
+                             if self.kept else None)
+
+    def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
+        """Generations m, m + 1, … of the rows still written: ``metrics`` maps every name to
+        (rows, steps) values (``collapsed`` as bool)."""
+        block = torch.stack([metrics[name].to(torch.float64) for name in self.names])
+        steps = block.shape[2]  # block: (metrics, rows, steps)
+        columns = slice(m, m + steps)
+        count, sums, squares = self._per_context(block, self.alive)
+        self.count[:, columns] += count[:, None]
+        self.sums[0, :, :, columns] += sums
+        self.sums[1, :, :, columns] += squares
+        if self.alive is None:
+            self.latest.copy_(block[:, :, -1])
+        else:
+            self.latest[:, self.alive] = block[:, :, -1]
+        kept = self._kept_prefix()
+        if kept:
+            target = slice(None) if self.alive is None else self.alive[:kept]
+            self.trajectories[:, target, columns] = block[:, :kept]
+
+    def settle(self, stopped: torch.Tensor, stopped_host: np.ndarray, alive: torch.Tensor,
+               alive_host: np.ndarray, m: int) -> None:
+        """Rows ``stopped`` (chunk positions) stop after generation m, the last one written;
+        their latest metrics, those of their Dirac mass, hold for every later generation.
+        ``alive``: the rows still written from now on. Each index is given on the device and
+        on the host."""
+        if m < self.n_generations and stopped_host.size:
+            constant = self.latest[:, stopped][:, :, None]  # (metrics, rows, 1)
+            count, sums, squares = self._per_context(constant, stopped)
+            self.settled_count[:, m + 1] += count
+            self.settled_sums[0, :, :, m + 1] += sums[:, :, 0]
+            self.settled_sums[1, :, :, m + 1] += squares[:, :, 0]
+            kept = int(np.searchsorted(stopped_host, self.kept))
+            if kept:
+                self.trajectories[:, stopped[:kept], m + 1:] = constant[:, :kept]
+        self.alive, self.alive_host = alive, alive_host
+
+    def finish(self) -> None:
+        """Hand everything to the host recorder (one copy of each array)."""
+        as_host = lambda value: value.cpu().numpy()  # noqa: E731
+        self.host.add_sums(as_host(self.count).round().astype(np.int64), as_host(self.sums),
+                           as_host(self.settled_count).round().astype(np.int64),
+                           as_host(self.settled_sums))
+        rows = slice(self.first_row, self.first_row + self.rows)
+        self.host.final[:, rows] = as_host(self.latest)
+        if self.kept:
+            self.host.trajectories[:, self.first_row:self.first_row + self.kept] = (
+                as_host(self.trajectories))
+
+    def _per_context(self, block: torch.Tensor, rows: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows per context (contexts,), and Σ d, Σ d² per context (metrics, contexts, steps)
+        of ``block`` (metrics, rows, steps), whose rows are chunk positions ``rows``."""
+        context = self.context if rows is None else self.context[rows]
+        if self.n_contexts == 1:
+            shifted = block - self.shift[:, :1, None]
+            count = torch.full((1,), float(block.shape[1]), dtype=torch.float64,
+                               device=block.device)
+            return (count, shifted.sum(dim=1)[:, None],
+                    (shifted * shifted).sum(dim=1)[:, None])
+        shifted = block - self.shift[:, context][:, :, None]
+        n_metrics, _, steps = block.shape
+        sums = torch.zeros((2, n_metrics, self.n_contexts, steps), dtype=torch.float64,
+                           device=block.device)
+        sums[0].index_add_(1, context, shifted)
+        sums[1].index_add_(1, context, shifted * shifted)
+        count = torch.zeros(self.n_contexts, dtype=torch.float64, device=block.device)
+        count.index_add_(0, context, torch.ones_like(context, dtype=torch.float64))
+        return count, sums[0], sums[1]
+
+    def _kept_prefix(self) -> int:
+        """How many of the rows still written are kept rows (they come first)."""
+        if not self.kept:
+            return 0
+        if self.alive_host is None:
+            return self.kept
+        return int(np.searchsorted(self.alive_host, self.kept))
