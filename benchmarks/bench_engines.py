@@ -97,13 +97,14 @@ def engine_call(engine: str, p0: np.ndarray, n: int, runs: int, generations: int
                                                  generations=generations, seed=1)), 1.0
     backend, device = ("numpy", "cpu") if engine == "numpy" else ("torch", engine[6:])
     return (lambda: run_loop(p0, scenario, n_runs=runs, n_generations=generations, seed=1,
-                             metrics=METRICS, backend=backend, device=device)), 1.0
+                             metrics=METRICS, backend=backend, device=device,
+                             trajectories="none")), 1.0
 
 
 def alive_share(p0: np.ndarray, n: int, runs: int, generations: int) -> float:
     """Share of run-generations before absorption (from a numpy-engine run of the cell)."""
     res = run_loop(p0, FullySynthetic(n), n_runs=min(runs, 2000), n_generations=generations,
-                   seed=1, metrics=("sigma",))
+                   seed=1, metrics=("sigma",), trajectories="none")
     lived = np.minimum(np.nan_to_num(res.data["absorption_time"].values, nan=generations),
                        generations)
     return float(lived.mean() / generations)

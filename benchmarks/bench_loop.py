@@ -9,7 +9,9 @@ run blocks in parallel, also on every core. The naive baseline (benchmarks/basel
 timed on ``--baseline-runs`` runs and scaled linearly to all runs: its runs are independent
 Python loops, so its time is proportional to their number. The floor is the time the same
 generator (PCG64DXSM) takes to draw the R·G·n uniforms the loop needs at the least; for (a)
-it is given both for G = 500 and for the generations the runs actually lived (Σ T).
+it is given both for G = 500 and for the generations the runs actually lived (Σ T). Our
+engine keeps per-generation means and standard errors (trajectories "none") unless a line
+says it keeps every run's trajectory.
 """
 
 from __future__ import annotations
@@ -58,25 +60,32 @@ def main() -> None:
         base_runs = min(args.baseline_runs, R)
         t_base = best_of(1, naive_loop, p0, n=n, N=N, runs=base_runs, generations=G,
                          seed=1) * R / base_runs
-        res = run_loop(p0, scenario, n_runs=R, n_generations=G, seed=1, metrics=FIGURE_METRICS)
+        res = run_loop(p0, scenario, n_runs=R, n_generations=G, seed=1, metrics=FIGURE_METRICS,
+                       trajectories="none")
         lived = np.nan_to_num(res.data["collapse_time"].values, nan=G).sum()
         t_floor = best_of(args.repeat, uniform_floor, R * G * n)
         t_floor_lived = best_of(args.repeat, uniform_floor, int(lived) * n)
         print(f"{label:38} {'naive per-run loop':>22} {t_base:8.2f} {1.0:11.1f} "
               f"{t_base / t_floor:8.1f}")
-        engines = [("ours, σ and L1", FIGURE_METRICS, 1, None),
-                   ("ours, all metrics", None, 1, None),
-                   ("ours, σ and L1, numpy", FIGURE_METRICS, 1, False)]
+        engines = [("ours, σ and L1", FIGURE_METRICS, 1, None, "none"),
+                   ("ours, all metrics", None, 1, None, "none"),
+                   ("ours, σ and L1, numpy", FIGURE_METRICS, 1, False, "none"),
+                   ("σ and L1, trajectories", FIGURE_METRICS, 1, None, "all")]
         if N is not None and cores > 1:
-            engines.insert(1, (f"ours, σ and L1, {cores} thr.", FIGURE_METRICS, cores, None))
-        for name, metrics, threads, compiled in engines:
-            t = best_of(args.repeat, run_loop, p0, scenario, n_runs=R, n_generations=G,
-                        seed=1, metrics=metrics, threads=threads, compiled=compiled)
+            engines.insert(1, (f"ours, σ and L1, {cores} thr.", FIGURE_METRICS, cores, None,
+                               "none"))
+        times = {}
+        for name, metrics, threads, compiled, trajectories in engines:
+            times[name] = t = best_of(args.repeat, run_loop, p0, scenario, n_runs=R,
+                                      n_generations=G, seed=1, metrics=metrics,
+                                      threads=threads, compiled=compiled,
+                                      trajectories=trajectories, trajectory_memory_mb=1e6)
             print(f"{'':38} {name:>22} {t:8.2f} {t_base / t:11.1f} {t / t_floor:8.1f}")
         print(f"{'':38} {'floor R·G·n uniforms':>22} {t_floor:8.3f}")
         if N is None:
             print(f"{'':38} {'floor R·E[T]·n':>22} {t_floor_lived:8.4f}   "
-                  f"(runs lived {lived / R:.1f} generations on average)")
+                  f"(runs lived {lived / R:.1f} generations on average; ours, σ and L1, "
+                  f"takes {times['ours, σ and L1'] / t_floor_lived:.1f} × this floor)")
     print("\n× baseline: speed-up over the naive loop; × floor: time / floor time (R·G·n).\n"
           "numpy: the numpy-only route (what runs without numba).")
 

@@ -320,7 +320,7 @@ def _checks_at_once(fn):
 def _numpy_row(p0, runs: int, generations: int) -> dict:
     start = time.perf_counter()
     run_loop(p0, FullySynthetic(N_SAMPLES), n_runs=runs, n_generations=generations, seed=1,
-             metrics=METRICS, threads=1)
+             metrics=METRICS, threads=1, trajectories="none")
     wall = time.perf_counter() - start
     trials = runs * generations * N_SAMPLES
     return {"runs": runs, "generations": generations, "n": N_SAMPLES, "wall_s": wall,

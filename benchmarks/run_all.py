@@ -25,7 +25,7 @@ CPU_BENCHMARKS = [
     ("bench_loop.py", [], []),
     ("bench_engines.py", ["--quick"], []),
     ("bench_collapse_law.py", ["--quick"], []),
-    ("bench_host_store.py", [], []),
+    ("bench_recording.py", ["--quick"], []),
     ("bench_sweep.py", None, []),
     ("bench_lm.py", None, []),
 ]

@@ -40,9 +40,11 @@ def partial_table(runs: int, seed: int) -> str:
     for (support, S0), n, N in cases:
         p0 = target_distribution(600, support, S0, seed=P0_SEED)
         res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=runs, n_generations=20,
-                       seed=seed, metrics=("l1_to_first",), progress=False)
+                       seed=seed, metrics=("l1_to_first",), trajectories="none",
+                       progress=False)
+        means, ses = res.mean("l1_to_first")
         for m in (2, 20):
-            mean, se = _mean_se(res.data["l1_to_first"].isel(generation=m).values.ravel())
+            mean, se = means[m], ses[m]
             ex = expected_l1_deviation(p0, n, N, m, method="exact")
             auto = expected_l1_deviation(p0, n, N, m).value
             beta = expected_l1_deviation(p0, n, N, m, method="beta").value
@@ -63,7 +65,7 @@ def most_recent_table(runs: int, seed: int) -> str:
     for n, K in ((10, 2), (10, 5), (10, 10), (20, 5), (40, 4), (60, 3)):
         pred = most_recent_collapse_prediction(p0, n, K)
         res = run_loop(p0, MostRecent(n=n, K=K), n_runs=runs, n_generations=int(8 * pred),
-                       seed=seed, metrics=(), progress=False)
+                       seed=seed, metrics=(), trajectories="none", progress=False)
         absorbed = res.data["absorption_time"].values.ravel()
         first = res.data["collapse_time"].values.ravel()
         a, a_se = _mean_se(absorbed[~np.isnan(absorbed)])

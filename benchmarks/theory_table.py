@@ -36,7 +36,7 @@ def simulate(p0: np.ndarray, n: int, runs: int, horizon: int,
     """Mean and se of T over ``runs`` runs; runs still alive at ``horizon`` are counted at
     horizon + 1 and reported (the horizon leaves P(T > horizon) ≤ 1e-7 by the exact law)."""
     res = run_loop(p0, FullySynthetic(n=n), n_runs=runs, n_generations=horizon, seed=seed,
-                   metrics=(), progress=False)
+                   metrics=(), trajectories="none", progress=False)
     T = res.data["collapse_time"].values.ravel()
     censored = int(np.isnan(T).sum())
     T = np.where(np.isnan(T), horizon + 1, T)

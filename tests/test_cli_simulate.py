@@ -48,9 +48,39 @@ def test_out_dir_gets_result_summary_and_plot(tmp_path, capsys):
                         "--out", str(out))
     assert code == 0 and "partially-synthetic" in text
     res = Result.load(out / "result.zarr")
-    assert res.data["sigma"].shape == (20, 1, 11)
+    assert res.mean("sigma")[0].shape == (11,)
+    assert res.trajectories["sigma"].shape == (20, 1, 11)  # "auto": every run fits
     assert json.loads((out / "summary.json").read_text())["runs"] == 20
     assert (out / "simulation.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("metrics", ["collapsed", "sigma,l1_to_first"])
+def test_plot_needs_no_trajectories_and_takes_any_metrics(tmp_path, capsys, metrics):
+    """The summary figure draws the means and their bands from the statistics alone."""
+    out = tmp_path / "sim"
+    code, _, err = run(capsys, "simulate", "--runs", "20", "--generations", "10", "--seed", "2",
+                       "--metrics", metrics, "--trajectories", "none", "--out", str(out))
+    assert code == 0, err
+    assert Result.load(out / "result.zarr").trajectories is None
+    assert (out / "simulation.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("trajectories, thin", [("none", 0), (5, 3), ("all", 3)])
+def test_plot_runs_draws_the_kept_runs_up_to_max_runs(trajectories, thin):
+    import matplotlib.pyplot as plt
+
+    from modelcollapse import simulate
+    from modelcollapse.plots import plot_runs
+
+    res = simulate(runs=10, generations=6, seed=1, trajectories=trajectories, progress=False)
+    fig, ax = plt.subplots()
+    plot_runs(ax, res, "sigma", max_runs=3)
+    mean, se = res.mean("sigma")
+    assert len(ax.lines) == thin + 1
+    np.testing.assert_array_equal(ax.lines[-1].get_ydata(), mean)  # the bold mean, last
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.max(), np.max(mean + 2 * se))
+    plt.close(fig)
 
 
 def test_config_file_and_flag_override(tmp_path, capsys):
@@ -114,8 +144,10 @@ def test_result_roundtrip_zarr_and_netcdf(tmp_path):
     for name in ("r.zarr", "r.nc"):
         res.save(tmp_path / name)
         back = Result.load(tmp_path / name)
-        for var in ("sigma", "collapse_time", "absorbed_token", "collapsed", "p0"):
+        for var in ("count", "sigma_mean", "sigma_m2", "sigma_final", "collapse_time",
+                    "absorbed_token", "collapsed_final", "p0"):
             assert np.array_equal(back.data[var].values, res.data[var].values, equal_nan=True)
+        assert back.trajectories.equals(res.trajectories)
         assert back.summary() == res.summary()
     res.save(tmp_path / "r.zarr")  # overwriting an existing store is atomic too
     assert Result.load(tmp_path / "r.zarr").seed_entropy == 4

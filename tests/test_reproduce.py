@@ -170,15 +170,18 @@ def test_eq9_overlay_matches_theorem2_at_every_generation(quick):
 
 
 def test_simplex_snapshots_are_the_fitted_models(quick):
-    """Fig. 1's recorded p(m) agree exactly with the loop's own metrics at those m."""
+    """Fig. 1's recorded p(m) agree exactly with the loop's own metrics at those m, for the
+    one run it draws (and keeps)."""
     res = Result.load(quick / "fig1" / "results" / "shared.zarr")
     snaps = res.data["p_snapshot"].values                       # (run, context, snapshot, 3)
+    kept = res.trajectories
+    assert snaps.shape[0] == kept.sizes["run"] == 1
     assert np.allclose(snaps.sum(axis=-1), 1.0)
     for j, m in enumerate(res.data["snapshot"].values):
         sigma = (snaps[:, :, j] ** 2).sum(axis=-1)
-        assert np.allclose(sigma, res.data["sigma"].sel(generation=m).values, atol=1e-12)
+        assert np.allclose(sigma, kept["sigma"].sel(generation=m).values, atol=1e-12)
         dirac = snaps[:, :, j].max(axis=-1) >= 1.0
-        assert np.array_equal(dirac, res.data["collapsed"].sel(generation=m).values)
+        assert np.array_equal(dirac, kept["collapsed"].sel(generation=m).values)
     assert np.allclose(snaps[:, :, 0], res.data["p0"].values[None])
     # Twelve samples per context: every p(m) is a multiple of 1/12.
     assert np.allclose(snaps[:, :, 1:] * 12, np.round(snaps[:, :, 1:] * 12))
@@ -333,3 +336,71 @@ spec = { n = 8 }
     s = summary(tmp_path / "r", "mine")
     assert [c["key"] for c in s["cells"]] == ["small", "large"]
     assert "## mine: Two fully synthetic loops" in (tmp_path / "r" / "report.md").read_text()
+
+
+# --- trajectories -----------------------------------------------------------------------------
+
+def test_figures_keep_the_runs_they_draw(quick):
+    """Figs. 3, 4 and 6 draw up to 100 runs one by one and keep them (every run of the quick
+    mode); Fig. 2 draws none and keeps none; Fig. 1 keeps the one run whose snapshots it
+    draws."""
+    for figure, asked, kept in (("fig1", 1, 1), ("fig2", "none", 0), ("fig3", 100, 20),
+                                ("fig4", 100, 20), ("fig6", 100, 20)):
+        assert {c.spec.trajectories for c in load_figure(figure).cells} == {asked}
+        for cell in load_figure(figure, quick=True).cells:
+            trajectories = Result.load(quick / figure / "results" / f"{cell.key}.zarr"
+                                       ).trajectories
+            assert (0 if trajectories is None else trajectories.sizes["run"]) == kept
+
+
+MINE = '''
+id = "mine"
+title = "One fully synthetic loop"
+paper = "none"
+layout = "runs_grid"
+seed = 5
+trajectories = 4
+
+[base]
+vocab = 20
+support = 8
+S0 = 0.3
+n = 6
+generations = 30
+runs = 12
+metrics = ["sigma"]
+
+[[cells]]
+key = "only"
+label = "n = 6"
+'''
+
+
+def test_a_figure_keeps_exactly_the_trajectories_it_asks_for(tmp_path):
+    """Runs 0 … k − 1 are kept; the means cover every run; the second-half mean's se comes
+    from the kept runs' own time averages (the per-run se when every run is kept)."""
+    path = tmp_path / "mine.toml"
+    rows = {}
+    for kept in (4, 12):
+        path.write_text(MINE.replace("trajectories = 4", f"trajectories = {kept}"))
+        result = runner.simulate_cell(load_figure(path).cells[0])
+        trajectories = result.trajectories["sigma"].values[:, 0]        # (run, generation)
+        assert list(result.trajectories["run"].values) == list(range(kept))
+        rows[kept] = runner.measure(result)
+        averages = trajectories[:, 15:].mean(axis=1)
+        assert rows[kept]["sigma_plateau_se"] == pytest.approx(
+            np.std(averages, ddof=1) / math.sqrt(12), rel=1e-12)
+    assert rows[4]["sigma_plateau"] == pytest.approx(averages.mean(), rel=1e-12)
+    assert rows[4]["sigma_final"] == rows[12]["sigma_final"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("runs = 12", "runs = 12\ntrajectories = 2"), "'trajectories' is the figure's own"),
+    (("[base]", "[options]\nsnapshots = [0, 5]\n\n[base]"), "'snapshots' are kept for the runs"),
+])
+def test_figure_trajectories_are_set_in_one_place(tmp_path, edit, message):
+    path = tmp_path / "mine.toml"
+    text = MINE.replace(*edit)
+    path.write_text(text.replace("trajectories = 4", 'trajectories = "none"'))
+    with pytest.raises(ValueError, match=message):
+        load_figure(path)

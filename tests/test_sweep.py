@@ -110,6 +110,13 @@ def test_point_seed_depends_on_the_coordinates_not_the_grid():
 @pytest.mark.parametrize("text, message", [
     ('runs = 10\nvocabb = 5\n[axes]\nn = [1, 2]\n', "unknown key 'vocabb'"),
     ('[axes]\nseed = [1, 2]\n', "'seed' cannot be an axis (it is one value for the whole"),
+    ('[axes]\ntrajectories = ["all", "none"]\n', "'trajectories' cannot be an axis"),
+    ('[fixed]\ntrajectories = 3\n[axes]\nn = [1, 2]\n',
+     "'trajectories' belongs to the sweep itself"),
+    ('runs = 10\ntrajectories = "some"\n[axes]\nn = [1]\n',
+     "'trajectories': must be 'auto', 'all', 'none' or a number of runs ≥ 0; got 'some'"),
+    ('runs = 10\ntrajectories = 20\ntrajectory_memory_mb = 0.01\n[axes]\nn = [1]\n',
+     "grid point n=1: The 'trajectories' parameter of the spec asks for 10 runs"),
     ('[axes]\nsize = [1, 2]\n', "axis 'size' is not a simulation parameter"),
     ('n = 3\n[axes]\nn = [1, 2]\n', "'n' is both fixed and an axis"),
     ('support = 10\n[axes]\nS0 = [0.5, 0.05]\n', "grid point S0=0.05: 'S0' must be in"),
@@ -128,6 +135,31 @@ def test_malformed_spec_fails_with_one_clear_line_and_exit_2(tmp_path, capsys, t
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_sweeps_keep_no_trajectories_unless_asked(local_sweep, spec_file, tmp_path):
+    """The default keeps none; ``trajectories = k`` keeps runs 0 … k − 1 of every point and
+    changes no number of either table."""
+    points, _ = tables(local_sweep)
+    assert (points["trajectories"] == "none").all()
+    assert points["trajectory_memory_mb"].dtype == np.float64
+    pid = points["point_id"][0]
+    assert Result.load(local_sweep / "points" / pid / "result.zarr").trajectories is None
+
+    asking = tmp_path / "asking.toml"
+    asking.write_text(SPEC.replace("seed = 11\n", "seed = 11\ntrajectories = 3\n"))
+    spec = load_sweep_spec(asking)
+    assert {p.spec.trajectories for p in spec.points(11)} == {3}
+    out = tmp_path / "kept"
+    with ThreadPoolExecutor(2) as pool:
+        run_sweep(spec, out, executor=pool, progress=False)
+    kept = Result.load(out / "points" / pid / "result.zarr").trajectories
+    assert kept.sizes["run"] == 3 and list(kept["run"].values) == [0, 1, 2]
+    mine, theirs = tables(out), tables(local_sweep)
+    assert (mine[0]["trajectories"] == "3").all()
+    pd.testing.assert_frame_equal(mine[0].drop(columns="trajectories"),
+                                  theirs[0].drop(columns="trajectories"), check_exact=True)
+    pd.testing.assert_frame_equal(mine[1], theirs[1], check_exact=True)
 
 
 # --- executors and the store ------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from modelcollapse import verify
 
@@ -34,13 +35,14 @@ def test_same_seed_same_checks():
 
 def test_comparisons_fail_when_they_should():
     values = np.random.default_rng(0).normal(1.0, 0.1, size=400)
-    assert verify._exact("x", "case", 1.0, values).passed
-    wrong = verify._exact("x", "case", 1.1, values)
+    mean, se = verify._mean_se(values)
+    assert verify._exact("x", "case", 1.0, mean, se).passed
+    wrong = verify._exact("x", "case", 1.1, mean, se)
     assert not wrong.passed and wrong.z < -4
     assert verify._bound("lo", "case", "lower", 0.5, 1.0, 0.01).passed
     assert not verify._bound("lo", "case", "lower", 1.5, 1.0, 0.01).passed
     assert not verify._bound("hi", "case", "upper", 0.5, 1.0, 0.01).passed
-    pred = verify._prediction("p", "case", 1.2, values, 0.05)
+    pred = verify._prediction("p", "case", 1.2, mean, se, 0.05)
     assert not pred.passed and math.isclose(pred.rel_error, 1.2 / values.mean() - 1)
     assert "FAIL" in verify.format_table([wrong])
 
@@ -53,3 +55,20 @@ def test_unknown_scenario_is_rejected():
         assert "has no verification checks" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("accumulate has no checks")
+
+
+def test_checks_read_the_statistics_of_every_run():
+    """A mean at generation m and its se are those of the per-run values; a proportion's se
+    is floored at one success in R runs."""
+    from modelcollapse.loop import run_loop
+    from modelcollapse.scenarios import FullySynthetic
+
+    p0 = verify.Case("fully-synthetic", n=5).p0()
+    res = run_loop(p0, FullySynthetic(n=5), n_runs=300, n_generations=8, seed=2,
+                   metrics=("sigma",), progress=False, trajectories="all")
+    per_run = res.trajectories["sigma"].values[:, 0, 4]
+    mean, se = verify._at(res, "sigma", 4)
+    assert mean == pytest.approx(per_run.mean(), rel=1e-12)
+    assert se == pytest.approx(per_run.std(ddof=1) / math.sqrt(per_run.size), rel=1e-9)
+    assert verify._proportion(0.0, 100) == (0.0, pytest.approx(0.01))
+    assert verify._proportion(0.5, 100) == (0.5, pytest.approx(0.05))

@@ -31,51 +31,71 @@ AVAILABLE = numba is not None
 KERNEL_COLUMNS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
 
 
-def _token_metrics(tokens, total, first, first_total, true, has_first, out, dirac):
-    rows, size = tokens.shape
-    scratch = np.zeros(true.shape[1], np.int64)
-    for i in range(rows):
-        for j in range(size):
-            scratch[tokens[i, j]] += 1
-        sq = 0
-        top = 0
-        arg = -1
-        support = 0
-        clogc = 0.0
-        l1_first = 0
-        first_on = 0
-        l1_true = 0.0
-        true_on = 0.0
-        for j in range(size):
-            t = tokens[i, j]
-            c = scratch[t]
-            if c == 0:  # token already counted
-                continue
-            scratch[t] = 0
-            sq += c * c
-            support += 1
-            clogc += c * np.log(c)
-            if c > top:
-                top = c
-                arg = t
-            if has_first:
-                c1 = first[i, t]
-                l1_first += abs(c * first_total - c1 * total)
-                first_on += c1
-            q = true[i, t]
-            l1_true += abs(c / total - q)
-            true_on += q
-        out[i, 0] = sq / (total * total)
-        out[i, 1] = top / total
-        if has_first:
-            off = total * (first_total - first_on)
-            out[i, 2] = (l1_first + off) / (total * first_total)
-        else:
-            out[i, 2] = np.nan
-        out[i, 3] = l1_true + max(0.0, 1.0 - true_on)
-        out[i, 4] = np.log(total) - clogc / total
-        out[i, 5] = support
-        dirac[i] = arg if top == total else -1
+@functools.cache
+def _token_metrics_kernel(want: tuple[bool, ...]):
+    """The pass of :func:`token_metrics` compiled for one choice of metrics: ``want`` flags the
+    :data:`KERNEL_COLUMNS` to compute, as constants (a logarithm per token for the entropy,
+    the references' rows for the distances, only where asked)."""
+    want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
+
+    def kernel(tokens, total, first, first_rows, first_total, true, has_first, out, dirac):
+        rows, size = tokens.shape
+        scratch = np.zeros(true.shape[1], np.int64)
+        for i in range(rows):
+            for j in range(size):
+                scratch[tokens[i, j]] += 1
+            sq = 0
+            top = 0
+            arg = -1
+            support = 0
+            clogc = 0.0
+            l1_first = 0
+            first_on = 0
+            l1_true = 0.0
+            true_on = 0.0
+            reference = first_rows[i]
+            for j in range(size):
+                t = tokens[i, j]
+                c = scratch[t]
+                if c == 0:  # token already counted
+                    continue
+                scratch[t] = 0
+                if want_sigma:
+                    sq += c * c
+                if want_support:
+                    support += 1
+                if want_entropy:
+                    clogc += c * np.log(c)
+                if c > top:
+                    top = c
+                    arg = t
+                if want_first and has_first:
+                    c1 = first[reference, t]
+                    l1_first += abs(c * first_total - c1 * total)
+                    first_on += c1
+                if want_true:
+                    q = true[i, t]
+                    l1_true += abs(c / total - q)
+                    true_on += q
+            if want_sigma:
+                out[i, 0] = sq / (total * total)
+            if want_sup:
+                out[i, 1] = top / total
+            if want_first:
+                if has_first:
+                    off = total * (first_total - first_on)
+                    out[i, 2] = (l1_first + off) / (total * first_total)
+                else:
+                    out[i, 2] = np.nan
+            if want_true:
+                out[i, 3] = l1_true + max(0.0, 1.0 - true_on)
+            if want_entropy:
+                out[i, 4] = np.log(total) - clogc / total
+            if want_support:
+                out[i, 5] = support
+            dirac[i] = arg if top == total else -1
+
+    return numba.njit(cache=True, nogil=True)(kernel) if AVAILABLE else kernel
 
 
 def _inverse_cdf(table, guide, last, n_live, row_context, u, out):
@@ -100,7 +120,6 @@ def _inverse_cdf(table, guide, last, n_live, row_context, u, out):
 
 if AVAILABLE:
     _inverse_cdf = numba.njit(cache=True, nogil=True)(_inverse_cdf)
-    _token_metrics = numba.njit(cache=True, nogil=True)(_token_metrics)
 
 
 def inverse_cdf(table: np.ndarray, guide: np.ndarray, last: np.ndarray, n_live: int,
@@ -112,16 +131,20 @@ def inverse_cdf(table: np.ndarray, guide: np.ndarray, last: np.ndarray, n_live: 
     return out
 
 
-def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_total: int,
-                  true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metrics of the models whose training tokens are ``tokens`` (rows, size); ``first`` are
-    the integer counts of p(1) (rows, k) with total ``first_total`` (None before p(1))."""
+def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_rows: np.ndarray,
+                  first_total: int, true: np.ndarray, names: tuple[str, ...]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics of the models whose training tokens are ``tokens`` (rows, size): the columns of
+    :data:`KERNEL_COLUMNS` that ``names`` asks for (the others are left unset), and each row's
+    Dirac token (−1 where it is none). ``first`` are the integer counts of p(1) with total
+    ``first_total`` (None before p(1)), row ``first_rows[i]`` being row i's."""
     rows, size = tokens.shape
     out = np.empty((rows, 6))
     dirac = np.empty(rows, np.int64)
     has_first = first is not None
     first = first if has_first else np.zeros((1, 1), np.int64)
-    _token_metrics(tokens, size, first, first_total, true, has_first, out, dirac)
+    kernel = _token_metrics_kernel(tuple(name in names for name in KERNEL_COLUMNS))
+    kernel(tokens, size, first, first_rows, first_total, true, has_first, out, dirac)
     return out, dirac
 
 

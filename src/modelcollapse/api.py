@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .loop import run_loop
@@ -14,16 +16,19 @@ __all__ = ["simulate"]
 
 def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = None,
              progress: bool | None = None, chunk_runs: int | None = None,
-             threads: int | None = None, **fields) -> Result:
+             threads: int | None = None, store: str | Path | None = None,
+             **fields) -> Result:
     """Simulate the recursive loop described by ``spec`` (or by keyword ``fields``).
 
     ``seed`` overrides ``spec.seed``; with neither, fresh entropy is drawn and recorded in the
     result (``result.seed_entropy``) so the run can be repeated exactly. ``chunk_runs`` and
     ``threads`` are passed to :func:`~modelcollapse.loop.run_loop`; results depend on neither.
+    ``store``: a Zarr path to save the result to; kept trajectories larger than
+    ``spec.trajectory_memory_mb`` are streamed there while the loop runs.
 
     >>> res = simulate(scenario="fully-synthetic", n=10, generations=50, runs=20, seed=1)
     >>> mean, se = res.mean("sigma")  # per generation 0 … 50, over every run
-    >>> res.trajectories["sigma"].dims  # kept runs ("auto": all that fit in 256 MB)
+    >>> res.trajectories["sigma"].dims  # kept runs ("auto": all that fit in 128 MB)
     ('run', 'context', 'generation')
     """
     if spec is None:
@@ -32,6 +37,7 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
         spec = SimulationSpec(**{**spec, **fields})
     elif fields:
         spec = SimulationSpec(**{**spec.model_dump(exclude_unset=True), **fields})
+    spec.kept_runs(streamed=store is not None)  # refuses what cannot be kept, before any work
     entropy = resolve_entropy(seed if seed is not None else spec.seed)
     spec = spec.model_copy(update={"seed": entropy}) if spec.seed != entropy else spec
     p0 = spec.build_p0()
@@ -41,5 +47,5 @@ def simulate(spec: SimulationSpec | dict | None = None, *, seed: int | None = No
                     backend=spec.backend, device=spec.device,
                     representation=spec.representation, threads=threads,
                     trajectories=spec.trajectories,
-                    trajectory_memory_mb=spec.trajectory_memory_mb,
+                    trajectory_memory_mb=spec.trajectory_memory_mb, store=store,
                     spec=spec.model_dump(mode="json"))

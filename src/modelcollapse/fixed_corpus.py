@@ -56,6 +56,7 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
     widest = max((b - a for _, a, b in blocks), default=1)
     names = recorder.names
     collapse_time = recorder.outcomes["collapse_time"]
+    first_counts = meter.first_counts
     pool = (ThreadPoolExecutor(min(threads, len(blocks)))
             if threads > 1 and len(blocks) > 1 else None)
 
@@ -65,7 +66,7 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
         high = corpus.shape[1] if m == first_generation else size  # model m − 1's tokens
         index = np.stack([draw_positions(generator, high, (b - a, n)) for _ in range(steps)])
         _kernels.fixed_corpus_loop(corpus[rows], extra[rows], index, m, base[rows],
-                                   meter.first_counts[rows], meter.first_total, true[rows],
+                                   first_counts[rows], meter.first_total, true[rows],
                                    alive[rows], names, window[:, :, rows], collapse_time)
 
     try:

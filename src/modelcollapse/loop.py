@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,8 +25,8 @@ from ._system import loop_threads
 from ._validation import check_choice, check_int, check_probabilities
 from .meter import ModelMeter
 from .metrics import absorbed_values, distribution_metrics, resolve_metrics
-from .recorder import TRAJECTORY_MEMORY_MB, Recorder, kept_runs, metric_shift
-from .results import Result, build_result
+from .recorder import TRAJECTORY_MEMORY_MB, Recorder, kept_runs, metric_shift, run_bytes
+from .results import Result, StreamedStore, build_result
 from .rng import RUN_BLOCK, resolve_entropy
 from .sampling import (
     TOKEN_DTYPE,
@@ -40,6 +41,7 @@ from .sampling import (
     rows_per_block,
 )
 from .scenarios import Scenario
+from .trajectories import ZarrTrajectories
 
 __all__ = ["History", "Model", "run_loop"]
 
@@ -225,7 +227,7 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
              compiled: bool | None = None, threads: int | None = None,
              trajectories: str | int = "auto",
              trajectory_memory_mb: float = TRAJECTORY_MEMORY_MB,
-             spec: dict | None = None) -> Result:
+             store: str | Path | None = None, spec: dict | None = None) -> Result:
     """Run the recursive loop for ``n_runs`` independent runs of ``n_generations`` generations.
 
     ``p0`` is (vocab,) or (contexts, vocab): one next-token distribution per context, each
@@ -236,7 +238,9 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     metric (generation 0 = p(0)), per-run outcomes and last metrics, and the trajectories
     (run, context, generation) of the runs ``trajectories`` asks for (see
     :func:`~modelcollapse.recorder.kept_runs`: ``"auto"``, ``"all"``, ``"none"`` or a number
-    of runs, within ``trajectory_memory_mb``).
+    of runs, within ``trajectory_memory_mb``). With a ``store`` (a Zarr path) the result is
+    saved there; kept trajectories larger than ``trajectory_memory_mb`` then stream to it
+    window by window as the loop runs, and the result returned reads them lazily.
 
     ``backend="torch"`` runs the same loop with PyTorch on ``device`` ("cpu" or "cuda");
     each backend is reproducible on its own, and the two agree in distribution. Its
@@ -256,9 +260,11 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
     n_contexts = p0.shape[0]
     kept, note = kept_runs(trajectories, n_runs=n_runs, n_contexts=n_contexts,
                            n_generations=n_generations, n_metrics=len(names),
-                           memory_mb=trajectory_memory_mb)
+                           memory_mb=trajectory_memory_mb, streamed=store is not None)
     if note:
         print(note, file=sys.stderr)
+    streamed = (store is not None and kept * run_bytes(len(names), n_contexts, n_generations)
+                > trajectory_memory_mb * 1e6)
     chunk = (min(n_runs, CHUNK_RUNS) if chunk_runs is None
              else check_int(chunk_runs, "chunk_runs", low=1))
     threads = loop_threads(None if threads is None else check_int(threads, "threads", low=1))
@@ -268,28 +274,52 @@ def run_loop(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: 
 
     check_choice(backend, "backend", ("numpy", "torch"))
     check_choice(representation, "representation", REPRESENTATIONS)
-    if backend == "torch":
-        from .torch_backend import run_loop_torch
-
-        return run_loop_torch(p0, scenario, n_runs=n_runs, n_generations=n_generations,
-                              entropy=entropy, names=names, chunk_runs=chunk_runs,
-                              progress=progress, device=device, spec=spec,
-                              stop_when_absorbed=stop_when_absorbed,
-                              representation=representation, kept_runs=kept)
-    if representation != "auto":
+    if backend == "numpy" and representation != "auto":
         raise ValueError(f"The 'representation' parameter of simulate is {representation!r}, "
                          f"which needs backend 'torch'; the numpy backend takes 'auto'.")
+    staging = StreamedStore(store) if streamed else None
+    sink = (ZarrTrajectories(staging.store, names, kept, n_contexts, n_generations,
+                             trajectory_memory_mb * 1e6) if streamed else None)
+    try:
+        if backend == "torch":
+            from .torch_backend import run_loop_torch
+
+            result = run_loop_torch(p0, scenario, n_runs=n_runs, n_generations=n_generations,
+                                    entropy=entropy, names=names, chunk_runs=chunk_runs,
+                                    progress=progress, device=device, spec=spec,
+                                    stop_when_absorbed=stop_when_absorbed,
+                                    representation=representation, kept_runs=kept, sink=sink)
+        else:
+            result = _run_numpy(p0, scenario, n_runs, n_generations, entropy, names, chunk,
+                                stop_when_absorbed, progress, compiled, threads, kept, sink,
+                                spec)
+    except BaseException:
+        if staging is not None:
+            staging.discard()
+        raise
+    if staging is not None:
+        return staging.finish(result)
+    if store is not None:
+        result.save(store)
+    return result
+
+
+def _run_numpy(p0, scenario, n_runs, n_generations, entropy, names, chunk, stop_when_absorbed,
+               progress, compiled, threads, kept, sink, spec) -> Result:
+    n_contexts = p0.shape[0]
     p_live, token_ids = _live_support(p0)
     recorder = Recorder(n_runs * n_contexts, n_contexts, n_generations, names,
-                        metric_shift(p_live, names), kept * n_contexts)
+                        metric_shift(p_live, names), kept * n_contexts, sink)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
     for first_run in range(0, n_runs, chunk):
         runs = min(chunk, n_runs - first_run)
         rows = slice(first_run * n_contexts, (first_run + runs) * n_contexts)
+        recorder.begin_chunk(rows)
         _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                    stop_when_absorbed, recorder, rows, bar,
                    _kernels.AVAILABLE if compiled is None else compiled, threads)
+        recorder.end_chunk()
     bar.close()
     return build_result(recorder, p0, token_ids, n_runs, n_contexts, names,
                         scenario=scenario, entropy=entropy, spec=spec)
@@ -329,8 +359,7 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
         history.store(m, model)
         values, dirac = meter(model)
         if m == 1:
-            # Generation 0 is p(0); its l1_to_first, ‖p(0) − p(1)‖₁, is known once p(1) is.
-            recorder.record(0, where, distribution_metrics(true, meter.first, true, names))
+            recorder.record(0, where, _generation0(p_live, row_context, true, meter, names))
         recorder.record(m, where, values)
         bar.update(alive.size // n_contexts if n_contexts else 0)
         dirac_now = bool(values["collapsed"].any())
@@ -362,6 +391,16 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                     break
             else:
                 settled |= absorbed
+
+
+def _generation0(p_live, row_context, true, meter, names) -> dict[str, np.ndarray]:
+    """The metrics of p(0) per row: those of each context's p(0), and ‖p(0) − p(1)‖₁, known
+    once p(1) is."""
+    at_p0 = distribution_metrics(p_live, None, p_live, names)
+    values = {name: value[row_context] for name, value in at_p0.items()}
+    if "l1_to_first" in names:
+        values["l1_to_first"] = np.abs(true - meter.first).sum(axis=1)
+    return values
 
 
 def _absorbed(window: np.ndarray, dirac: np.ndarray, real_dirac: np.ndarray,

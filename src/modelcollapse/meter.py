@@ -22,17 +22,27 @@ from .sampling import keep_rows
 
 
 class ModelMeter:
-    """Measures models of one chunk of rows; p(1) becomes the reference of ``l1_to_first``."""
+    """Measures models of one chunk of rows; p(1) becomes the reference of ``l1_to_first``.
+
+    The counts of p(1) stay where they were counted when rows stop: the rows still measured
+    are an index into them (``first_rows``), so dropping rows copies no (rows, k) array.
+    """
 
     def __init__(self, true: np.ndarray, names: Sequence[str], *,
                  compiled: bool = _kernels.AVAILABLE):
         self.true = true  # (rows, k), or a broadcast view of one context's p(0)
         self.names = names
         self.compiled = compiled
-        self.first_counts: np.ndarray | None = None  # integer counts of p(1), (rows, k)
+        self._first_counts: np.ndarray | None = None  # integer counts of p(1), (rows₁, k)
+        self.first_rows: np.ndarray | None = None  # each row's row of _first_counts
         self.first_total = 0
         self._last_base = None
         self._delta = None  # (base counts, total, DeltaMetrics)
+
+    @property
+    def first_counts(self) -> np.ndarray:
+        """Integer counts of p(1), one row per row still measured (rows, k)."""
+        return self._first_counts[self.first_rows]
 
     @property
     def first(self) -> np.ndarray:
@@ -41,19 +51,21 @@ class ModelMeter:
 
     def first_of(self, rows: np.ndarray) -> np.ndarray:
         """p(1) of the selected rows only (a boolean mask or indices)."""
-        return self.first_counts[rows] / self.first_total
+        return self._first_counts[self.first_rows[rows]] / self.first_total
 
     def __call__(self, model) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Metrics of ``model`` per row and its Dirac token (−1 where it is not one)."""
-        if self.first_counts is None:
-            self.first_counts, self.first_total = model.counts, model.size
+        if self._first_counts is None:
+            self._first_counts, self.first_total = model.counts, model.size
+            self.first_rows = np.arange(self._first_counts.shape[0])
         same_base = model.base is not None and model.base is self._last_base
         self._last_base = model.base
         if same_base:
             return self._from_draws(model)
         if self.compiled and model.base is None:
-            table, dirac = _kernels.token_metrics(model.tokens, self.first_counts,
-                                                  self.first_total, self.true)
+            table, dirac = _kernels.token_metrics(model.tokens, self._first_counts,
+                                                  self.first_rows, self.first_total,
+                                                  self.true, tuple(self.names))
             return self._columns(table, dirac), dirac
         values = count_metrics(model.counts, model.size, self.first, self.true, self.names)
         return values, np.where(values["collapsed"], model.counts.argmax(axis=1), -1)
@@ -75,7 +87,7 @@ class ModelMeter:
     def keep(self, mask: np.ndarray) -> None:
         """Drop rows (runs that stopped)."""
         self.true = keep_rows(self.true, mask)
-        if self.first_counts is not None:
-            self.first_counts = self.first_counts[mask]
+        if self.first_rows is not None:
+            self.first_rows = self.first_rows[mask]
         self._delta = None
         self._last_base = None

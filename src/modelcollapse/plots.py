@@ -1,7 +1,8 @@
 """Plots: one function per kind of panel, each drawing on a given matplotlib Axes.
 
-House style (the paper's): individual runs thin and pale, the mean over runs bold, theory
-dashed. Figures are written with :func:`save_figure` (PNG and optionally PDF, atomically).
+House style (the paper's): individual runs thin and pale (those whose trajectories the
+result kept), the mean over every run bold with its ±2 se band, theory dashed. Figures are
+written with :func:`save_figure` (PNG and optionally PDF, atomically).
 """
 
 from __future__ import annotations
@@ -55,20 +56,22 @@ class Curve:
 def plot_runs(ax, result: Result, metric: str, *, context: int = 0, max_runs: int = 100,
               theory: np.ndarray | None = None, theory_label: str = "theory",
               start: int | None = None) -> None:
-    """Each run thin, the mean over runs bold (with a ±2 se band), optional theory dashed.
+    """The mean over every run bold with a ±2 se band, the kept runs thin (at most
+    ``max_runs``; none when the result kept no trajectories), optional theory dashed.
 
     ``theory`` is indexed by generation m = 0, 1, …. ``start``: first generation drawn; by
     default 1 for ``l1_to_first`` (at m = 0 it holds ‖p(0) − p(1)‖₁, another quantity) and
     0 otherwise.
     """
     start = (1 if metric == "l1_to_first" else 0) if start is None else start
-    values = result.data[metric].isel(context=context).values.astype(float)  # (run, generation)
     generations = result.data["generation"].values
-    # One call for all runs: far faster than a call per run at 100 runs × 500 generations.
-    ax.plot(generations[start:], values[:max_runs, start:].T, color=RUN_COLOR, lw=0.5,
-            alpha=0.35)
-    mean, se = result.mean(metric) if result.data.sizes["context"] == 1 else (
-        np.nanmean(values, axis=0), np.nanstd(values, axis=0) / np.sqrt(values.shape[0]))
+    kept = result.trajectories
+    if kept is not None:
+        # The runs drawn alone are read (a streamed result's trajectories stay on disk).
+        values = kept[metric].isel(context=context, run=slice(0, max_runs)).values.astype(float)
+        # One call for all runs: far faster than a call per run at 100 runs × 500 generations.
+        ax.plot(generations[start:], values[:, start:].T, color=RUN_COLOR, lw=0.5, alpha=0.35)
+    mean, se = result.mean(metric, context=context)
     ax.plot(generations[start:], mean[start:], color=MEAN_COLOR, lw=2, label="mean over runs")
     ax.fill_between(generations[start:], (mean - 2 * se)[start:], (mean + 2 * se)[start:],
                     color=MEAN_COLOR, alpha=0.2, lw=0)
@@ -189,9 +192,12 @@ def plot_collapse_time_vs_n(ax, n: np.ndarray, mean: np.ndarray, se: np.ndarray,
 def simulation_figure(result: Result, path: str | Path, *,
                       metrics: Sequence[str] = ("sigma", "l1_to_first"),
                       theory: dict[str, np.ndarray] | None = None, pdf: bool = False) -> Path:
-    """The summary figure of one simulation: metric panels plus the collapse-time histogram."""
-    present = [m for m in metrics if m in result.data]
-    fig, axes = plt.subplots(1, len(present) + 1, figsize=(4.2 * (len(present) + 1), 3.4))
+    """The summary figure of one simulation: a panel per recorded metric of ``metrics``, plus
+    the collapse-time histogram."""
+    present = [m for m in metrics if m in result.metrics]
+    fig, axes = plt.subplots(1, len(present) + 1, figsize=(4.2 * (len(present) + 1), 3.4),
+                             squeeze=False)
+    axes = axes[0]
     for ax, metric in zip(axes, present):
         plot_runs(ax, result, metric, theory=(theory or {}).get(metric))
     plot_collapse_histogram(axes[-1], result)

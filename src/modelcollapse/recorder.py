@@ -28,11 +28,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .metrics import distribution_metrics
+from .trajectories import MemoryTrajectories, TrajectoryWindows
 
 __all__ = ["TRAJECTORY_MEMORY_MB", "Recorder", "kept_runs", "metric_shift", "run_bytes"]
 
+#: Relative rounding of a sum of squares, below which a sum of squared deviations is zero.
+RESOLUTION = 64 * np.finfo(np.float64).eps
 #: Memory that ``trajectories="auto"`` lets kept trajectories take, in MB (10^6 bytes).
-TRAJECTORY_MEMORY_MB = 256.0
+TRAJECTORY_MEMORY_MB = 128.0
 
 
 def metric_shift(p_live: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -49,13 +52,13 @@ def run_bytes(n_metrics: int, n_contexts: int, n_generations: int) -> int:
 
 def kept_runs(trajectories: str | int, *, n_runs: int, n_contexts: int, n_generations: int,
               n_metrics: int, memory_mb: float = TRAJECTORY_MEMORY_MB,
-              where: str = "simulate") -> tuple[int, str | None]:
+              streamed: bool = False, where: str = "simulate") -> tuple[int, str | None]:
     """How many runs keep their trajectories (runs 0 … k − 1), and a note for stderr when
     ``"auto"`` keeps fewer than all.
 
     ``"none"`` keeps none; ``"all"`` every run and an int k the first k (at most all), refused
-    (ValueError) when they would take more than ``memory_mb``; ``"auto"`` every run when they
-    fit in ``memory_mb``, else as many as fit.
+    (ValueError) when they would take more than ``memory_mb`` unless they can be ``streamed``
+    to a store; ``"auto"`` every run when they fit in ``memory_mb``, else as many as fit.
     """
     per_run = run_bytes(n_metrics, n_contexts, n_generations)
     fit = int(memory_mb * 1e6 // per_run)
@@ -76,14 +79,15 @@ def kept_runs(trajectories: str | int, *, n_runs: int, n_contexts: int, n_genera
                          f"'none' or a number of runs ≥ 0. Got {trajectories!r} instead.")
     else:
         wanted = min(int(trajectories), n_runs)
-    if wanted > fit:
+    if wanted > fit and not streamed:
         need = wanted * per_run / 1e6
+        size = f"{need:,.0f}" if need >= 10 else f"{need:.2g}"
         raise ValueError(
             f"The 'trajectories' parameter of {where} asks for {wanted} runs, which need "
-            f"{need:,.0f} MB ({n_generations + 1} generations × {n_contexts} contexts × "
+            f"{size} MB ({n_generations + 1} generations × {n_contexts} context(s) × "
             f"{n_metrics} metrics each), more than 'trajectory_memory_mb' ({memory_mb:g} MB): "
-            f"raise it, keep at most {fit} runs, or 'none' (the per-generation means and "
-            f"standard errors always cover every run).")
+            f"raise it, keep at most {fit} runs, stream them to the result's store (--out), "
+            f"or keep 'none' (the per-generation means and standard errors cover every run).")
     return wanted, None
 
 
@@ -95,7 +99,9 @@ class Recorder:
     """
 
     def __init__(self, n_rows: int, n_contexts: int, n_generations: int,
-                 names: Sequence[str], shift: np.ndarray, kept_rows: int = 0):
+                 names: Sequence[str], shift: np.ndarray, kept_rows: int = 0, sink=None):
+        """``kept_rows``: rows whose trajectories are kept, in ``sink`` (a
+        :class:`~modelcollapse.trajectories.ZarrTrajectories`; default: in memory)."""
         self.names = tuple(names)
         self.n_contexts = n_contexts
         self.n_generations = n_generations
@@ -112,9 +118,24 @@ class Recorder:
                          "absorbed_token": np.full(n_rows, -1, dtype=np.int64)}
         self.final = np.full((n_metrics, n_rows), np.nan)
         self.kept_rows = kept_rows
-        self.trajectories = np.full((n_metrics, kept_rows, columns), np.nan)
+        self.sink = sink if sink is not None or not kept_rows else MemoryTrajectories(
+            n_metrics, kept_rows, n_generations)
+        self.windows = TrajectoryWindows(self.sink, n_metrics, kept_rows, n_generations)
+
+    @property
+    def trajectories(self) -> np.ndarray | None:
+        """The kept rows' metrics (metrics, kept rows, G + 1) when they are held in memory."""
+        return self.sink.array if isinstance(self.sink, MemoryTrajectories) else None
 
     # --- what the engines call ----------------------------------------------------------------
+    def begin_chunk(self, rows: slice) -> None:
+        """Rows ``rows`` (whole runs) are simulated next, from generation 0."""
+        self.windows.begin_chunk(rows)
+
+    def end_chunk(self) -> None:
+        """The chunk's rows have all reached generation G or stopped."""
+        self.windows.end_chunk()
+
     def record(self, m: int, rows: np.ndarray | slice, values: Mapping[str, np.ndarray]) -> None:
         """Generation m of ``rows`` (global row ids, ascending, or a slice): ``values`` maps
         every metric name to one value per row."""
@@ -130,10 +151,7 @@ class Recorder:
         self.count[:, columns] += self._count_per_context(context, block.shape[2])[:, None]
         self.sums[0, :, :, columns] += self._sum_per_context(shifted, context)
         self.sums[1, :, :, columns] += self._sum_per_context(shifted * shifted, context)
-        kept = self._kept(rows)
-        if kept is not None:
-            ids, count = kept
-            self.trajectories[:, ids, columns] = block[:, :, :count].transpose(0, 2, 1)
+        self.windows.write(m, rows, block)
         if m <= self.n_generations < m + steps:
             self.final[:, rows] = block[:, self.n_generations - m, :]
 
@@ -151,10 +169,7 @@ class Recorder:
         self.settled_sums[1, :, :, m + 1] += self._sum_per_context(
             (shifted * shifted)[:, None], context)[:, :, 0]
         self.final[:, rows] = block
-        kept = self._kept(rows)
-        if kept is not None:
-            ids, count = kept
-            self.trajectories[:, ids, m + 1:] = block[:, :count, None]
+        self.windows.settle(rows, m, block)
 
     def add_sums(self, count: np.ndarray, sums: np.ndarray, settled_count: np.ndarray,
                  settled_sums: np.ndarray) -> None:
@@ -174,7 +189,10 @@ class Recorder:
         with np.errstate(invalid="ignore", divide="ignore"):
             offset = sums[0] / count
             mean = self.shift[:, :, None] + offset
-            m2 = np.maximum(sums[1] - sums[0] * offset, 0.0)
+            m2 = sums[1] - sums[0] * offset
+        # m2 is a difference of sums, each rounded to a few units in the last place of Σ d²:
+        # below that it is zero within rounding (all runs equal, as once all are absorbed).
+        m2[m2 <= RESOLUTION * sums[1]] = 0.0
         return count, mean, np.where(count > 0, m2, np.nan)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -207,13 +225,3 @@ class Recorder:
         sums = np.bincount(groups, weights=values.ravel(),
                            minlength=n_metrics * steps * self.n_contexts)
         return sums.reshape(n_metrics, steps, self.n_contexts).transpose(0, 2, 1)
-
-    def _kept(self, rows: np.ndarray | slice) -> tuple[np.ndarray | slice, int] | None:
-        """The kept rows among ``rows`` (a prefix, rows being ascending) and how many."""
-        if not self.kept_rows:
-            return None
-        if isinstance(rows, slice):
-            stop = min(rows.stop, self.kept_rows)
-            return (slice(rows.start, stop), stop - rows.start) if stop > rows.start else None
-        count = int(np.searchsorted(rows, self.kept_rows))
-        return (rows[:count], count) if count else None

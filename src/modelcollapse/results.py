@@ -33,7 +33,8 @@ import xarray as xr
 from .metrics import METRICS, mean_and_se
 from .rng import RUN_BLOCK
 
-__all__ = ["RESULT_FORMAT", "Result", "atomic_write_text", "build_result", "provenance"]
+__all__ = ["RESULT_FORMAT", "Result", "StreamedStore", "atomic_write_text", "build_result",
+           "provenance"]
 
 #: Version of the Dataset layout. 1 (no ``result_format`` attribute): every metric as a dense
 #: (run, context, generation) array; 2: per-generation statistics, per-run outcomes and last
@@ -147,7 +148,7 @@ class Result:
             "absorbed_token_counts": absorbed_counts,
         }
         for metric in ("sigma", "l1_to_first", "l1_to_true", "sup", "entropy", "support"):
-            if metric in ds:
+            if metric in self.metrics:
                 mean, se = self.mean(metric)
                 out[f"{metric}_mean"] = [_finite(x) for x in mean]
                 out[f"{metric}_se"] = [_finite(x) for x in se]
@@ -178,7 +179,9 @@ class Result:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Result:
+    def load(cls, path: str | Path, *, lazy: bool = False) -> Result:
+        """Read a saved result. ``lazy`` (Zarr stores): read the trajectories only as they are
+        used, for stores larger than memory."""
         path = Path(path)
         if not path.exists():
             raise ValueError(f"The 'path' parameter of Result.load must name a saved result. "
@@ -189,7 +192,39 @@ class Result:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
-            return cls(_upgrade(_restore_types(ds.load()), path))
+            if lazy:
+                small = [name for name, var in ds.data_vars.items()
+                         if "trajectory_run" not in var.dims]
+                ds[small] = ds[small].load()
+            else:
+                ds = ds.load()
+            return cls(_upgrade(_restore_types(ds), path))
+
+
+class StreamedStore:
+    """A Zarr store written while a simulation runs: the kept trajectories window by window
+    (:class:`~modelcollapse.trajectories.ZarrTrajectories` into :attr:`store`), the rest of
+    the result when it is done. It lives in a temporary folder beside ``path`` and replaces
+    ``path`` only once whole; :meth:`discard` removes it after a failure."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self.store = self._tmp / "store.zarr"
+
+    def finish(self, result: Result) -> Result:
+        """Add ``result``'s statistics, outcomes and provenance; the result, read lazily."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result.data.to_zarr(self.store, zarr_format=3, consolidated=False, mode="a",
+                                encoding=_few_chunks(result.data))
+        _replace_dir(self.store, self.path)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        return Result.load(self.path, lazy=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 #: Largest Zarr chunk written; results are split along their first dimension (runs) only.
@@ -209,10 +244,14 @@ def _few_chunks(ds: xr.Dataset) -> dict[str, dict]:
 
 
 def _restore_types(ds: xr.Dataset) -> xr.Dataset:
+    """The dtypes NetCDF 3 cannot hold (it stores bool and int64 as int8 and int32)."""
     for name in ("collapsed", "collapsed_final", "collapsed_trajectory", "collapse_censored",
                  "absorption_censored"):
         if name in ds:
             ds[name] = ds[name].astype(bool)
+    for name in ("count", "absorbed_token"):
+        if name in ds:
+            ds[name] = ds[name].astype(np.int64)
     return ds
 
 
@@ -293,13 +332,14 @@ def build_result(recorder, p0: np.ndarray, token_ids: np.ndarray, n_runs: int,
     dims = ("context", "generation")
     data_vars = {"count": (dims, count)}
     kept_runs = recorder.kept_rows // max(n_contexts, 1)
+    in_memory = recorder.trajectories is not None
     for i, name in enumerate(names):
         boolean = name == "collapsed"
         data_vars[f"{name}_mean"] = (dims, mean[i])
         data_vars[f"{name}_m2"] = (dims, m2[i])
         final = per_run(recorder.final[i])
         data_vars[f"{name}_final"] = (("run", "context"), final == 1 if boolean else final)
-        if kept_runs:
+        if in_memory:  # else they were streamed to a store (see StreamedStore)
             kept = recorder.trajectories[i].reshape(kept_runs, n_contexts, -1)
             data_vars[f"{name}_trajectory"] = (("trajectory_run", "context", "generation"),
                                                kept == 1 if boolean else kept)

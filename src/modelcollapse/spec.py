@@ -116,20 +116,22 @@ class SimulationSpec(BaseModel):
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
                 raise ValueError(f"'metrics' must be among {list(METRICS)}; got {unknown[0]!r}")
-        self.kept_runs()  # refuses, before any work, trajectories that cannot be kept
-        return self
-
-    def kept_runs(self) -> int:
-        """How many runs keep their trajectories (see :func:`modelcollapse.recorder.kept_runs`)."""
         if isinstance(self.trajectories, int) and self.trajectories < 0:
             raise ValueError(f"'trajectories' must be 'auto', 'all', 'none' or a number of runs "
                              f"≥ 0; got {self.trajectories}")
+        return self
+
+    def kept_runs(self, *, streamed: bool = False) -> int:
+        """How many runs keep their trajectories; ValueError when they would not fit in
+        ``trajectory_memory_mb`` and cannot be ``streamed`` to a store (see
+        :func:`modelcollapse.recorder.kept_runs`)."""
         contexts = (self.contexts if self.p0 is None
                     else np.atleast_2d(load_distribution(self.p0)).shape[0])
         kept, _ = kept_runs(self.trajectories, n_runs=self.runs, n_contexts=contexts,
                             n_generations=self.generations,
                             n_metrics=len(resolve_metrics(self.metrics)),
-                            memory_mb=self.trajectory_memory_mb, where="the spec")
+                            memory_mb=self.trajectory_memory_mb, streamed=streamed,
+                            where="the spec")
         return kept
 
     # --- resolution into what the loop consumes ---------------------------------------------

@@ -27,6 +27,7 @@ from scipy import stats
 from ._validation import check_int
 from .distributions import target_distribution
 from .loop import run_loop
+from .results import Result
 from .scenarios import FullySynthetic, MostRecent, PartiallySynthetic, RandomPool, Scenario
 from .theory.diffusion import collapse_time_prediction, littler_collapse_time
 from .theory.genealogy import collapse_time_law
@@ -141,8 +142,7 @@ FULL_CASES: tuple[Case, ...] = (
 # Comparisons
 
 
-def _exact(name: str, case: str, theory: float, values: np.ndarray) -> Check:
-    mean, se = _mean_se(values)
+def _exact(name: str, case: str, theory: float, mean: float, se: float) -> Check:
     z = _z(mean - theory, se)
     return Check(name, case, "exact", theory, mean, se, z, _rel(mean, theory),
                  f"|z| < {Z_LIMIT:g}", abs(z) < Z_LIMIT)
@@ -156,8 +156,8 @@ def _bound(name: str, case: str, side: str, theory: float, mean: float, se: floa
                  bool(passed))
 
 
-def _prediction(name: str, case: str, theory: float, values: np.ndarray, tol: float) -> Check:
-    mean, se = _mean_se(values)
+def _prediction(name: str, case: str, theory: float, mean: float, se: float,
+                tol: float) -> Check:
     z = _z(mean - theory, se)
     rel = _rel(theory, mean)
     return Check(name, case, "prediction", theory, mean, se, z, rel,
@@ -165,15 +165,20 @@ def _prediction(name: str, case: str, theory: float, values: np.ndarray, tol: fl
 
 
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
+    """Mean and se of a per-run sample (outcomes such as T)."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
 
 
-def _proportion(hits: np.ndarray) -> tuple[float, float]:
-    """Mean and se of a 0/1 sample; the se is floored at that of one success in R trials so
-    that a proportion of exactly 0 or 1 still gets a finite z."""
-    r = hits.size
-    phat = float(hits.mean())
+def _at(res: Result, metric: str, m: int) -> tuple[float, float]:
+    """Mean over runs of ``metric`` at generation m and its se (the result's statistics)."""
+    mean, se = res.mean(metric)
+    return float(mean[m]), float(se[m])
+
+
+def _proportion(phat: float, r: int) -> tuple[float, float]:
+    """A proportion of R runs and its se; the se is floored at that of one success in R
+    trials so that a proportion of exactly 0 or 1 still gets a finite z."""
     return phat, math.sqrt(max(phat * (1 - phat), 1.0 / r) / r)
 
 
@@ -196,9 +201,8 @@ def _fully(case: Case, seed: int) -> list[Check]:
     law = collapse_time_law(p0, case.n)
     horizon = case.n_generations or int(law.quantile(1 - 1e-6)) + 1
     res = run_loop(p0, case.build(), n_runs=case.n_runs, n_generations=horizon, seed=seed,
-                   metrics=("sigma",), progress=False)
-    sigma = res.data["sigma"].values[:, 0, :]
-    collapsed = res.data["collapsed"].values[:, 0, :]
+                   metrics=("sigma",), progress=False, trajectories="none")
+    rho_m, _ = res.mean("collapsed")  # ρ_m (eq. 7): the fraction of runs collapsed by m
     T = res.data["collapse_time"].values.ravel()
     censored = int(np.isnan(T).sum())
     T = np.where(np.isnan(T), horizon + 1, T)  # censored runs count as T > horizon
@@ -206,9 +210,9 @@ def _fully(case: Case, seed: int) -> list[Check]:
     marks = sorted({1, max(1, round(law.mean / 4)), max(1, round(law.mean / 2)), round(law.mean)})
     for m in marks:
         out.append(_exact(f"S_{m} (eq. 6)", label,
-                          float(expected_sigma_fully(case.S0, case.n, m)), sigma[:, m]))
+                          float(expected_sigma_fully(case.S0, case.n, m)), *_at(res, "sigma", m)))
         lower, upper = collapse_prob_bounds(case.S0, case.support, case.n, m)
-        rho, se = _proportion(collapsed[:, m])
+        rho, se = _proportion(float(rho_m[m]), case.n_runs)
         out.append(_bound(f"rho_{m} >= eq. 7 lower", label, "lower", float(lower), rho, se))
         out.append(_bound(f"rho_{m} <= eq. 7 upper", label, "upper", float(upper), rho, se))
         theory = float(law.collapse_prob[m])
@@ -219,13 +223,14 @@ def _fully(case: Case, seed: int) -> list[Check]:
     mean, se = _mean_se(T)
     out.append(_bound("E[T] >= eq. 8 lower", label, "lower", lower, mean, se))
     out.append(_bound("E[T] <= eq. 8 upper", label, "upper", upper, mean, se))
-    out.append(_exact("E[T] (exact law)", label, float(law.mean), T))
+    out.append(_exact("E[T] (exact law)", label, float(law.mean), mean, se))
     out.append(_sd_check(label, float(law.sd), T))
     out.append(_ks_check(label, law, T, horizon, censored))
     out.append(_prediction("E[T] diffusion (Littler)", label,
-                           float(littler_collapse_time(p0, case.n)), T, TOLERANCE["littler"]))
+                           float(littler_collapse_time(p0, case.n)), mean, se,
+                           TOLERANCE["littler"]))
     out.append(_prediction("E[T] corrected diffusion", label,
-                           float(collapse_time_prediction(p0, case.n)), T,
+                           float(collapse_time_prediction(p0, case.n)), mean, se,
                            TOLERANCE["corrected"]))
     out.append(_proposition1(label, p0, res.data["absorbed_token"].values.ravel()))
     return out
@@ -277,19 +282,18 @@ def _partial(case: Case, seed: int) -> list[Check]:
     p0, label = case.p0(), case.label()
     G = case.n_generations or 10
     res = run_loop(p0, case.build(), n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma", "l1_to_first"), progress=False)
-    sigma = res.data["sigma"].values[:, 0, :]
-    l1 = res.data["l1_to_first"].values[:, 0, :]
+                   metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
     out: list[Check] = []
     lam, _ = expected_lambda_empirical(p0, case.N, n_draws=200, seed=seed)
     log_b3 = log_theorem3_bound(case.n, case.N, case.vocab)
     log_b4 = log_theorem4_bound(case.n, case.N, case.vocab, lam)
     for m in sorted({2, G}):
         out.append(_exact(f"S_{m} (eq. 9, corrected sign)", label,
-                          float(expected_sigma_partial(case.S0, case.n, case.N, m)), sigma[:, m]))
+                          float(expected_sigma_partial(case.S0, case.n, case.N, m)),
+                          *_at(res, "sigma", m)))
         dev = expected_l1_deviation(p0, case.n, case.N, m)
-        out.append(_exact(f"E|p({m})-p(1)|_1 (exact chain)", label, dev.value, l1[:, m]))
-        mean, se = _mean_se(l1[:, m])
+        mean, se = _at(res, "l1_to_first", m)
+        out.append(_exact(f"E|p({m})-p(1)|_1 (exact chain)", label, dev.value, mean, se))
         out.append(_bound(f"E|p({m})-p(1)|_1 <= Jensen bound", label, "upper", dev.jensen_upper,
                           mean, se))
         for name, log_b in (("Theorem 3", log_b3), ("Theorem 4", log_b4)):
@@ -304,15 +308,14 @@ def _most_recent(case: Case, seed: int) -> list[Check]:
     prediction = most_recent_collapse_prediction(p0, case.n, case.K)
     G = case.n_generations or int(6 * prediction) + 10
     res = run_loop(p0, scenario, n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma",), progress=False)
-    sigma = res.data["sigma"].values[:, 0, :]
+                   metrics=("sigma",), progress=False, trajectories="none")
     mom = second_moments(case.S0, scenario, G)
-    out = [_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]), sigma[:, m])
+    out = [_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]), *_at(res, "sigma", m))
            for m in sorted({1, case.K, 2 * case.K, G // 4})]
     absorbed = res.data["absorption_time"].values.ravel()
     absorbed = np.where(np.isnan(absorbed), G + 1, absorbed)
-    out.append(_prediction("absorption time (n_e approximation)", label, prediction, absorbed,
-                           TOLERANCE["most-recent absorption"]))
+    out.append(_prediction("absorption time (n_e approximation)", label, prediction,
+                           *_mean_se(absorbed), TOLERANCE["most-recent absorption"]))
     return out
 
 
@@ -321,16 +324,15 @@ def _random_pool(case: Case, seed: int) -> list[Check]:
     scenario = case.build()
     G = case.n_generations or 50
     res = run_loop(p0, scenario, n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma", "l1_to_first"), progress=False)
-    sigma = res.data["sigma"].values[:, 0, :]
-    l1 = res.data["l1_to_first"].values[:, 0, :]
+                   metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
     mom = second_moments(case.S0, scenario, G)
     upper = l1_to_first_upper_bound(p0, scenario, G)
     out = []
     for m in sorted({1, 2, G // 2, G}):
-        out.append(_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]), sigma[:, m]))
+        out.append(_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]),
+                          *_at(res, "sigma", m)))
         if m >= 2:
-            mean, se = _mean_se(l1[:, m])
+            mean, se = _at(res, "l1_to_first", m)
             out.append(_bound(f"E|p({m})-p(1)|_1 <= Jensen bound", label, "upper",
                               float(upper[m]), mean, se))
     return out

@@ -9,6 +9,7 @@ import click
 
 from ..api import simulate
 from ..loop import REPRESENTATIONS
+from ..recorder import TRAJECTORY_MEMORY_MB
 from ..results import atomic_write_text
 from ..spec import SimulationSpec, load_spec
 from ._common import echo_json, input_errors
@@ -69,10 +70,12 @@ def _number_of_runs(text: str) -> int:
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
 @click.option("--trajectories", type=str,
               help="Runs whose every generation is kept: auto (all that fit in "
-                   "--trajectory-memory-mb), all, none, or a number k (runs 0 … k−1). Means and "
+                   "--trajectory-memory-mb), all, none, or a number k (runs 0 … k−1); with "
+                   "--out, more than fit in memory stream to the result's store. Means and "
                    "standard errors always cover every run.  [default: auto]")
 @click.option("--trajectory-memory-mb", "trajectory_memory_mb", type=float,
-              help="Memory kept trajectories may take, in MB.  [default: 256]")
+              help=f"Memory kept trajectories may take, in MB.  "
+                   f"[default: {TRAJECTORY_MEMORY_MB:g}]")
 @click.option("--out", type=click.Path(file_okay=False), help="Write result, summary, plot here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -91,13 +94,14 @@ def command(config, metrics, out, fmt, progress, threads, **flags) -> None:
         spec = load_spec(config, **given) if config else SimulationSpec(**given)
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"'out' must be a directory; {out!r} is a file")
-    result = simulate(spec, progress=progress, threads=threads)
+        spec.kept_runs(streamed=out is not None)
+    store = None if out is None else Path(out) / "result.zarr"
+    result = simulate(spec, progress=progress, threads=threads, store=store)
     summary = result.summary()
     if out is not None:
         from ..plots import simulation_figure
 
         out = Path(out)
-        result.save(out / "result.zarr")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         simulation_figure(result, out / "simulation.png")
     if fmt == "json":

@@ -28,9 +28,10 @@ def command(spec_path, out, executor, scheduler, workers, store, fmt, progress) 
     """Simulate every point of the grid in SPEC.toml; skip points already finished in --out.
 
     The spec holds simulation parameters (as for `simulate --config`), runs, generations,
-    seed, and an [axes] table of lists or ranges. Results: OUT/points.parquet (one row per
-    point), OUT/generations.parquet (one row per point and generation) and each point's full
-    result in OUT/points/<id>/; query them with `modelcollapse results query OUT "SELECT …"`.
+    seed, trajectories (runs each point keeps whole; default none), and an [axes] table of
+    lists or ranges. Results: OUT/points.parquet (one row per point), OUT/generations.parquet
+    (one row per point and generation) and each point's result in OUT/points/<id>/; query
+    them with `modelcollapse results query OUT "SELECT …"`.
     """
     with input_errors():
         spec = load_sweep_spec(spec_path)

@@ -4,8 +4,10 @@ A figure spec is a small TOML file validated by :class:`FigureFile` (unknown key
 ``base`` holds :class:`~modelcollapse.spec.SimulationSpec` fields shared by every cell;
 ``axes`` expand into the cartesian product of their values (first axis outermost);
 ``cells`` lists further cells one by one. ``[quick]`` overrides ``base`` and keeps only some
-axis values, for a fast run. :func:`load_figure` resolves a spec into a :class:`Figure`: its
-cells, each with a full :class:`~modelcollapse.spec.SimulationSpec` (seed included).
+axis values, for a fast run. ``trajectories`` (as in SimulationSpec; default ``"none"``)
+names the runs each cell keeps whole, with their snapshots: the runs its layout draws one by
+one. :func:`load_figure` resolves a spec into a :class:`Figure`: its cells, each with a full
+:class:`~modelcollapse.spec.SimulationSpec` (seed and trajectories included).
 
 :data:`QUANTITIES` names every number a figure can report, measured or theoretical.
 """
@@ -164,6 +166,7 @@ class FigureFile(_Strict):
     options: _Options = _Options()
     generations_per_n: int | None = Field(None, ge=1)
     paper_runs: int | None = Field(None, ge=1)
+    trajectories: Literal["auto", "all", "none"] | int = "none"
     quick: _Quick = _Quick()
 
     @model_validator(mode="after")
@@ -182,6 +185,14 @@ class FigureFile(_Strict):
                                  f"{sorted(THEORIES)}")
         for name in [*self.report, *(q for e in entries for q in e.paper)]:
             quantity_label(name)
+        # One place says which runs are kept, so that the layout's needs are read off it.
+        if any("trajectories" in fields for fields in
+               (self.base, self.quick.base, *(e.spec for e in entries))):
+            raise ValueError("'trajectories' is the figure's own: set it at the top of the "
+                             "spec, not in 'base', 'quick.base' or a cell's 'spec'")
+        if self.options.snapshots and self.trajectories in ("none", 0):
+            raise ValueError("'snapshots' are kept for the runs that 'trajectories' keeps: "
+                             "ask for at least one")
         return self
 
 
@@ -274,7 +285,8 @@ def load_figure(name: str | Path, *, quick: bool = False, runs: int | None = Non
     entries += [(c.key, c.label, c.spec, c.tags, c.paper, c.theory) for c in spec.cells]
     cells = []
     for key, label, fields, tags, paper, theory in entries:
-        merged = {**base, **fields, "seed": cell_seed(spec.seed, key)}
+        merged = {**base, **fields, "seed": cell_seed(spec.seed, key),
+                  "trajectories": spec.trajectories}
         if spec.generations_per_n is not None:
             n = merged.get("n", SimulationSpec.model_fields["n"].default)
             merged["generations"] = spec.generations_per_n * n

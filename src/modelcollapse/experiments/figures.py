@@ -53,12 +53,12 @@ def _sigma_theory(theory: CellTheory) -> tuple[np.ndarray | None, str]:
 
 def simplex(figure: Figure, results: Results, theory: Theories, directory: Path) -> list[Path]:
     """Fig. 1: one row per cell (reading), one ternary panel per snapshot generation; the
-    contexts of the first run are the points."""
+    contexts of the first run (the spec keeps its snapshots) are the points."""
     snapshots = figure.options.snapshots
     rows, cols = len(figure.cells), len(snapshots)
     fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.6 * rows), squeeze=False)
     for r, cell in enumerate(figure.cells):
-        snaps = results[cell.key].data["p_snapshot"].isel(run=0).values  # (context, snap, 3)
+        snaps = results[cell.key].data["p_snapshot"].isel(trajectory_run=0).values  # (c, snap, 3)
         for j, m in enumerate(snapshots):
             plot_simplex(axes[r, j], snaps[:, j], title=f"$p^{{({m})}}$")
         axes[r, 0].text(-0.25, 0.4, cell.label, rotation=90, ha="center", va="center",
@@ -104,7 +104,7 @@ def _nan(x: float | None) -> float:
 
 def runs_grid(figure: Figure, results: Results, theory: Theories, directory: Path) -> list[Path]:
     """Figs. 3 and 4: one column per cell; rows: p(0) (if ``show_p0``), then each metric of
-    ``options.metrics`` with every run thin, the mean bold and S_m (eq. 9) dashed on σ_m."""
+    ``options.metrics`` with each kept run thin, the mean bold and S_m (eq. 9) dashed on σ_m."""
     metrics = figure.options.metrics
     show_p0 = figure.options.show_p0
     rows, cols = len(metrics) + show_p0, len(figure.cells)

@@ -2,9 +2,10 @@
 and the theory they are set against, and draw the figure.
 
 Every cell's result is saved beside the figure, ``<out>/<fig>/results/<cell>.zarr``, with a
-fingerprint of what produced it (its full spec and seed). A later run loads each cell whose
-fingerprint matches and simulates only the others: an interrupted run resumes where it
-stopped, and ``replot`` re-draws without simulating at all. Specs: :mod:`.figure_spec`.
+fingerprint of what produced it (its full spec: seed and kept trajectories included). A later
+run loads each cell whose fingerprint matches and simulates only the others: an interrupted
+run resumes where it stopped, and ``replot`` re-draws without simulating at all. Specs:
+:mod:`.figure_spec`.
 """
 
 from __future__ import annotations
@@ -61,14 +62,17 @@ __all__ = [
 
 
 class _SnapshotRecorder(Scenario):
-    """Wraps a scenario and keeps the fitted model p(m) = counts / n^(m) (eq. 2, eq. 5) at a
-    few generations: the metrics hold no distributions, and Fig. 1 plots them.
+    """Wraps a scenario and keeps the fitted model p(m) = counts / n^(m) (eq. 2, eq. 5) of
+    the first ``kept_rows`` rows at a few generations: the metrics hold no distributions, and
+    Fig. 1 plots them.
 
-    Rows are the loop's (run, context) rows in live-support coordinates; they stay in place
-    because the cell runs with ``stop_when_absorbed=False``.
+    Rows are the loop's (run, context) rows in live-support coordinates, run-major, so the
+    first rows are the kept runs 0 … k − 1; they stay in place because the cell runs with
+    ``stop_when_absorbed=False``. The loop's first chunk of runs holds them: later chunks
+    record nothing.
     """
 
-    def __init__(self, inner: Scenario, generations: Sequence[int]):
+    def __init__(self, inner: Scenario, generations: Sequence[int], kept_rows: int):
         self.inner = inner
         self.name = inner.name
         self.real = inner.real
@@ -76,6 +80,7 @@ class _SnapshotRecorder(Scenario):
         self.uses_real = inner.uses_real
         self.pooled = inner.pooled
         self.generations = frozenset(generations)
+        self.kept_rows = kept_rows
         self.recorded: dict[int, np.ndarray] = {}
 
     def counts(self, m: int) -> np.ndarray:
@@ -89,8 +94,8 @@ class _SnapshotRecorder(Scenario):
 
     def training_set(self, m: int, history):
         model = self.inner.training_set(m, history)
-        if m in self.generations:
-            self.recorded[m] = model.counts / model.size  # (rows, live support)
+        if m in self.generations and m not in self.recorded:
+            self.recorded[m] = model.counts[: self.kept_rows] / model.size  # (rows, live)
         return model
 
 
@@ -100,30 +105,37 @@ def _fingerprint(cell: Cell, snapshots: Sequence[int]) -> str:
 
 
 def simulate_cell(cell: Cell, *, snapshots: Sequence[int] = ()) -> Result:
-    """Simulate one cell (the loop of :func:`modelcollapse.loop.run_loop` on its spec).
+    """Simulate one cell (the loop of :func:`modelcollapse.loop.run_loop` on its spec,
+    trajectories kept as the spec asks).
 
-    With ``snapshots`` the result also holds ``p_snapshot`` (run, context, snapshot, token):
-    the fitted distributions at those generations (0 = p(0) itself).
+    With ``snapshots`` the result also holds ``p_snapshot`` (trajectory_run, context,
+    snapshot, token): the fitted distributions of the kept runs at those generations (0 =
+    p(0) itself).
     """
     spec = cell.spec
     p0 = np.asarray(spec.build_p0(), dtype=np.float64)
     scenario = spec.build_scenario()
-    recorder = _SnapshotRecorder(scenario, snapshots) if snapshots else None
+    kept = spec.kept_runs()
+    recorder = (_SnapshotRecorder(scenario, snapshots, kept * np.atleast_2d(p0).shape[0])
+                if snapshots else None)
     result = run_loop(p0, recorder or scenario, n_runs=spec.runs, n_generations=spec.generations,
                       seed=spec.seed, metrics=spec.metrics, progress=False,
-                      stop_when_absorbed=recorder is None, spec=spec.model_dump(mode="json"))
+                      stop_when_absorbed=recorder is None, trajectories=spec.trajectories,
+                      trajectory_memory_mb=spec.trajectory_memory_mb,
+                      spec=spec.model_dump(mode="json"))
     data = result.data
     if recorder is not None:
-        data = data.assign(p_snapshot=(("run", "context", "snapshot", "token"),
-                                       _snapshot_array(p0, recorder, snapshots, spec.runs)))
-        data = data.assign_coords(snapshot=list(snapshots))
+        data = data.assign(p_snapshot=(("trajectory_run", "context", "snapshot", "token"),
+                                       _snapshot_array(p0, recorder, snapshots, kept)))
+        data = data.assign_coords(snapshot=list(snapshots), trajectory_run=np.arange(kept))
     data.attrs["experiment_fingerprint"] = _fingerprint(cell, snapshots)
     return Result(data)
 
 
 def _snapshot_array(p0: np.ndarray, recorder: _SnapshotRecorder, snapshots: Sequence[int],
                     runs: int) -> np.ndarray:
-    """Map recorded live-support rows back to vocabulary ids: (run, context, snapshot, token)."""
+    """Map recorded live-support rows of the kept runs back to vocabulary ids: (run, context,
+    snapshot, token)."""
     p0 = p0[None, :] if p0.ndim == 1 else p0
     contexts, vocab = p0.shape
     out = np.zeros((runs, contexts, len(snapshots), vocab))
@@ -157,7 +169,10 @@ def measure(result: Result, *, snapshots: Sequence[int] = ()) -> dict[str, float
     """The measured numbers of one cell (names of :data:`QUANTITIES`), over runs × contexts.
 
     T is the first generation whose model is a Dirac mass; its mean is over the runs that
-    collapsed (the paper's histograms) and the censored runs are counted beside it.
+    collapsed (the paper's histograms) and the censored runs are counted beside it. Metrics
+    at the last generation come from every run's last value (a spread of exactly 0 when every
+    run ends at the same Dirac mass), at other generations from the result's per-generation
+    means and standard errors over every run.
     """
     ds = result.data
     times = ds["collapse_time"].values.ravel()
@@ -175,26 +190,39 @@ def measure(result: Result, *, snapshots: Sequence[int] = ()) -> dict[str, float
     a_mean, a_se = mean_and_se(a_done) if a_done.size else (np.nan, np.nan)
     out.update(absorption_mean=_num(a_mean), absorption_mean_se=_num(a_se),
                absorption_censored=int(rows - a_done.size))
-    last = ds.sizes["generation"] - 1
-    half = slice(last // 2, last + 1)
     for metric, name in (("sigma", "sigma"), ("l1_to_first", "l1_first")):
-        if metric not in ds:
+        if metric not in result.metrics:
             continue
-        values = ds[metric].values.reshape(rows, -1)              # (rows, generation)
-        mean, se = mean_and_se(values, axis=0)
-        out[f"{name}_final"], out[f"{name}_final_se"] = _num(mean[last]), _num(se[last])
-        plateau = values[:, half].mean(axis=1)                    # per-row time average
-        p_mean, p_se = mean_and_se(plateau)
-        out[f"{name}_plateau"], out[f"{name}_plateau_se"] = _num(p_mean), _num(p_se)
-    collapsed = ds["collapsed"].values.reshape(rows, -1)
+        mean, se = mean_and_se(ds[f"{metric}_final"].values.ravel())
+        out[f"{name}_final"], out[f"{name}_final_se"] = _num(mean), _num(se)
+        out[f"{name}_plateau"], out[f"{name}_plateau_se"] = _plateau(result, metric, rows)
+    collapsed, _ = result.mean("collapsed")
     for m in snapshots:
-        hits = int(collapsed[:, m].sum())
+        hits = round(float(collapsed[m]) * rows)  # the fraction of rows collapsed at m
         out[f"dirac_fraction@{m}"] = hits / rows
         out[f"dirac_fraction@{m}_se"] = _binomial_se(hits, rows)
-        if "sigma" in ds:
-            mean, se = mean_and_se(ds["sigma"].values.reshape(rows, -1)[:, m])
-            out[f"sigma@{m}"], out[f"sigma@{m}_se"] = _num(mean), _num(se)
+        if "sigma" in result.metrics:
+            mean, se = result.mean("sigma")
+            out[f"sigma@{m}"], out[f"sigma@{m}_se"] = _num(mean[m]), _num(se[m])
     return out
+
+
+def _plateau(result: Result, metric: str, rows: int) -> tuple[float | None, float | None]:
+    """The metric averaged over the second half, generations G//2 … G, and over every row,
+    with its standard error.
+
+    The mean is that of the per-generation means. Its standard error needs each row's own
+    time average (a row's generations are correlated), so it comes from the kept runs:
+    they are the first runs of i.i.d. ones, a sample of them, and sd(their averages) / √rows
+    estimates it (the exact per-row se when every run is kept); None under two kept rows.
+    """
+    half = slice(result.n_generations // 2, result.n_generations + 1)
+    mean, _ = result.mean(metric)
+    kept = result.trajectories
+    averages = (np.empty(0) if kept is None
+                else kept[metric].values[..., half].mean(axis=-1).ravel())  # per kept row
+    se = np.std(averages, ddof=1) / np.sqrt(rows) if averages.size > 1 else np.nan
+    return _num(mean[half].mean()), _num(se)
 
 
 def _binomial_se(hits: int, trials: int) -> float:

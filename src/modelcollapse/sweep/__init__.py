@@ -9,6 +9,7 @@ generations (the loop of eq. 5, metrics of §3)::
     runs = 1000
     generations = 200
     seed = 2024
+    trajectories = 10       # result.zarr also keeps runs 0 … 9 whole (default "none")
     vocab = 600
     support = 52
 
@@ -30,7 +31,9 @@ parameters of p(0) share p(0) itself (common random numbers across, say, the n a
 
     sweep.json                        the spec, the resolved sweep entropy, the grid
     points/<id>/generations.parquet   one row per generation: means and standard errors
-    points/<id>/result.zarr           the point's full Result (Result.save; or result.nc)
+    points/<id>/result.zarr           the point's Result (Result.save; or result.nc): its
+                                      statistics, per-run outcomes and the trajectories
+                                      that ``trajectories`` asks for
     points/<id>/point.parquet         one row: parameters, collapse-time statistics.
                                       Written last: its presence marks the point finished
     generations.parquet, points.parquet   the tables over the whole grid (when it completes)

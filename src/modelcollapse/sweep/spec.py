@@ -10,7 +10,7 @@ import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -20,9 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, Stri
 from .._validation import read_toml
 from ..spec import SimulationSpec
 
-#: Fields that cannot be axes: seeds come from the coordinates; runs and generations are the
-#: sweep's own (a shorter horizon is a prefix of a longer one: query it instead).
-NOT_AXES = ("seed", "runs", "generations", "metrics")
+#: Fields that cannot be axes: seeds come from the coordinates; runs, generations and the
+#: trajectories kept are the sweep's own (a shorter horizon is a prefix of a longer one: query
+#: it instead); which runs keep trajectories changes no number.
+NOT_AXES = ("seed", "runs", "generations", "metrics", "trajectories", "trajectory_memory_mb")
+#: SimulationSpec fields that are the sweep's own, not ``fixed``.
+OWN_FIELDS = ("seed", "runs", "generations", "trajectories")
 AxisValue = StrictBool | StrictInt | float | str
 
 
@@ -65,7 +68,10 @@ class AxisRange(BaseModel):
 
 class SweepSpec(BaseModel):
     """A grid of simulations: fixed :class:`SimulationSpec` fields, axes, runs, generations,
-    seed. Every grid point is validated as a SimulationSpec when the sweep spec is built."""
+    seed, and the runs whose trajectories each point keeps (``trajectories``, as in
+    SimulationSpec; by default none: the tables need only the per-generation statistics and
+    per-run outcomes). Every grid point is validated as a SimulationSpec when the sweep spec
+    is built."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -73,6 +79,7 @@ class SweepSpec(BaseModel):
     runs: int = Field(100, ge=1)
     generations: int = Field(100, ge=1)
     seed: int | None = Field(None, ge=0)
+    trajectories: Literal["auto", "all", "none"] | StrictInt = "none"
     axes: dict[str, list[AxisValue] | AxisRange]
     fixed: dict[str, Any] = Field(default_factory=dict)
     _grid: list[dict[str, Any]] = PrivateAttr(default_factory=list)
@@ -99,6 +106,16 @@ class SweepSpec(BaseModel):
         data["fixed"] = fixed
         return data
 
+    @pydantic.field_validator("trajectories", mode="before")
+    @classmethod
+    def _runs_kept(cls, value: Any) -> Any:
+        """One plain line for a bad value (pydantic would name the union's branches)."""
+        if value in ("auto", "all", "none") or (isinstance(value, int) and
+                                                  not isinstance(value, bool) and value >= 0):
+            return value
+        raise ValueError(f"must be 'auto', 'all', 'none' or a number of runs ≥ 0; "
+                         f"got {value!r}")
+
     @pydantic.model_validator(mode="after")
     def _expand(self) -> SweepSpec:
         if not self.axes:
@@ -106,7 +123,7 @@ class SweepSpec(BaseModel):
         unknown = sorted(set(self.fixed) - set(SimulationSpec.model_fields))
         if unknown:
             raise ValueError(f"'fixed' names '{unknown[0]}', which is not a simulation parameter")
-        reserved = sorted(set(self.fixed) & {"seed", "runs", "generations"})
+        reserved = sorted(set(self.fixed) & set(OWN_FIELDS))
         if reserved:
             raise ValueError(f"'{reserved[0]}' belongs to the sweep itself, not to 'fixed'")
         clash = sorted(set(self.fixed) & set(self.axes))
@@ -117,8 +134,11 @@ class SweepSpec(BaseModel):
         specs = []
         for coords in grid:
             try:
-                specs.append(SimulationSpec(**self.fixed, **coords, runs=self.runs,
-                                            generations=self.generations))
+                spec = SimulationSpec(**self.fixed, **coords, runs=self.runs,
+                                      generations=self.generations,
+                                      trajectories=self.trajectories)
+                spec.kept_runs()  # the points keep their trajectories in memory
+                specs.append(spec)
             except (pydantic.ValidationError, ValueError, TypeError) as exc:
                 raise ValueError(f"grid point {_label(coords)}: {_one_line(exc)}") from None
         self._grid, self._specs = grid, specs

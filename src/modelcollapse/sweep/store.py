@@ -48,6 +48,7 @@ def _prepare_folder(spec: SweepSpec, out: Path) -> int:
 
     The same sweep means the same fixed fields, runs, generations and seed: axes may grow or
     shrink (points are keyed by coordinates), and an unseeded sweep reuses its recorded entropy.
+    ``trajectories`` may change (it changes no number): each point's row records its own.
     """
     if out.exists() and not out.is_dir():
         raise SweepInputError(f"'out' must be a directory; {str(out)!r} is a file")
@@ -65,7 +66,8 @@ def _prepare_folder(spec: SweepSpec, out: Path) -> int:
             if old.get(key) != value:
                 raise SweepInputError(f"'out' ({out}) holds a different sweep: '{key}' was "
                                  f"{old.get(key)!r}, now {value!r}; choose another folder")
-    record = {**identity, "name": spec.name, "axes": spec.axis_values,
+    record = {**identity, "name": spec.name, "trajectories": spec.trajectories,
+              "axes": spec.axis_values,
               "n_points": len(spec.grid()), "seed_rule": "sha256-coordinates-v1",
               "provenance": provenance()}
     atomic_write_text(manifest, json.dumps(record, indent=2))

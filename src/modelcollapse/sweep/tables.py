@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..metrics import METRICS, mean_and_se
+from ..metrics import mean_and_se
 from ..results import Result
 from ..spec import SimulationSpec
 from .spec import SweepPoint, _arrow_type
 
 #: Quantiles of the collapse time reported per point (censored runs count as +inf).
 QUANTILES = {"q10": 0.1, "median": 0.5, "q90": 0.9}
-#: Spec fields stored as text in the points table (128-bit seeds do not fit an int64).
-_STRING_COLUMNS = ("distribution_seed",)
+#: Spec fields stored as text in the points table: 128-bit seeds do not fit an int64, and
+#: ``trajectories`` is a word or a number of runs.
+_STRING_COLUMNS = ("distribution_seed", "trajectories")
 
 
 def generation_table(result: Result, point: SweepPoint) -> pa.Table:
@@ -29,10 +30,8 @@ def generation_table(result: Result, point: SweepPoint) -> pa.Table:
     columns: dict[str, Any] = {"point_id": [point.point_id] * n_rows}
     columns.update({name: [value] * n_rows for name, value in point.coords.items()})
     columns["generation"] = result.data["generation"].values.astype(np.int64)
-    for metric in METRICS:
-        if metric in result.data:
-            mean, se = result.mean(metric)
-            columns[f"{metric}_mean"], columns[f"{metric}_se"] = mean, se
+    for metric in result.metrics:
+        columns[f"{metric}_mean"], columns[f"{metric}_se"] = result.mean(metric)
     return pa.table(columns)
 
 
@@ -49,7 +48,7 @@ def point_table(result: Result, point: SweepPoint, *, elapsed_s: float,
         if name in ("seed", "metrics"):
             continue
         value = getattr(point.spec, name)
-        if name in _STRING_COLUMNS:  # seeds may exceed 64 bits
+        if name in _STRING_COLUMNS:
             columns[name] = pa.array([None if value is None else str(value)], pa.string())
         else:
             columns[name] = pa.array([value], _arrow_type(field.annotation))

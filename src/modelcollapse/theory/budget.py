@@ -150,10 +150,9 @@ def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: in
     from ..scenarios import PartiallySynthetic
 
     res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=n_runs, n_generations=m,
-                   seed=seed, metrics=("l1_to_first",), progress=False)
-    values = res.data["l1_to_first"].isel(generation=m).values.ravel()
-    mean = float(values.mean())
-    se = float(values.std(ddof=1) / math.sqrt(values.size))
+                   seed=seed, metrics=("l1_to_first",), progress=False, trajectories="none")
+    means, ses = res.mean("l1_to_first")  # over the runs, per generation
+    mean, se = float(means[m]), float(ses[m])
     z = (mean - epsilon) / se if se > 0 else (0.0 if mean == epsilon else math.copysign(
         math.inf, mean - epsilon))
     return SimulatedDeviation(n, m, n_runs, mean, se, z)

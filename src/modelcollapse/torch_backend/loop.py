@@ -81,7 +81,7 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
                    progress: bool | None = None, device: str | torch.device = "cpu",
                    spec: dict | None = None, stop_when_absorbed: bool = True,
                    representation: str = "auto", fused: bool | None = None,
-                   kept_runs: int = 0, timings: dict | None = None) -> Result:
+                   kept_runs: int = 0, sink=None, timings: dict | None = None) -> Result:
     """The loop of :func:`modelcollapse.loop.run_loop` with ``backend="torch"``.
 
     ``p0`` is validated, (contexts, vocab); ``names`` resolved metric names; ``entropy`` the
@@ -106,7 +106,7 @@ def run_loop_torch(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generat
     use_counts = _use_counts(representation, scenario, p_live.shape[1], n_generations, dev)
     fused_route = use_fused(fused, scenario, names, use_counts, dev)
     recorder = Recorder(n_runs * n_contexts, n_contexts, n_generations, names,
-                        metric_shift(p_live, names), kept_runs * n_contexts)
+                        metric_shift(p_live, names), kept_runs * n_contexts, sink)
     bar = tqdm(total=n_runs * n_generations, unit="run-gen", disable=_disable(progress),
                desc=scenario.name, leave=False)
     start = time.perf_counter()
@@ -153,6 +153,8 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                fused_route, dev, recorder, bar, stop_when_absorbed) -> bool:
     """Runs first_run … first_run + runs − 1 into the recorder; False when the device ran out
     of memory (and fewer runs at a time might fit)."""
+    n_contexts = p_live.shape[0]
+    recorder.begin_chunk(slice(first_run * n_contexts, (first_run + runs) * n_contexts))
     try:
         _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy, names,
                    use_counts, fused_route, dev, recorder, bar).run(stop_when_absorbed)
@@ -163,6 +165,7 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                 f"of {dev}: use fewer metrics (l1_to_first keeps a (runs, support) array), a "
                 f"smaller support or another device.") from exc
         return False
+    recorder.end_chunk()
     return True
 
 

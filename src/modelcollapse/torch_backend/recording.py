@@ -3,12 +3,15 @@
 The torch loop hands this class every generation's (or span's) metrics of the rows it still
 simulates. It reduces them to the sums of :class:`modelcollapse.recorder.Recorder` — rows per
 context and generation, Σ d and Σ d² with d the metric minus its shift — on the device, keeps
-each row's latest metrics and the kept rows' trajectories there too, and hands all of it to
-the host recorder once, when the chunk is done: O(generations · metrics) numbers and O(rows)
-per-row values cross to the host, not the (rows × generations) table.
+each row's latest metrics there too, and hands both to the host recorder once, when the chunk
+is done: O(generations · metrics) numbers and O(rows) per-row values cross to the host, not
+the (rows × generations) table.
 
-Nothing here makes the host wait for the device: row counts are known on the host, per-context
-sums go by ``index_add_``, and every index the host passes is already on the device.
+Nothing here makes the host wait for the device, except kept trajectories: the kept rows'
+metrics go to the host recorder's windows as they are written (one copy per generation or
+span, of those rows only); ask for none where throughput matters. Row counts are known on the
+host, per-context sums go by ``index_add_``, and every index the host passes is already on
+the device.
 """
 
 from __future__ import annotations
@@ -46,8 +49,6 @@ class ChunkRecorder:
         self.alive: torch.Tensor | None = None
         self.alive_host: np.ndarray | None = None
         self.kept = int(np.clip(recorder.kept_rows - first_row, 0, rows))
-        self.trajectories = (torch.full((n_metrics, self.kept, columns), float("nan"), **f64)
-                             if self.kept else None)
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         """Generations m, m + 1, … of the rows still written: ``metrics`` maps every name to
@@ -65,8 +66,9 @@ class ChunkRecorder:
             self.latest[:, self.alive] = block[:, :, -1]
         kept = self._kept_prefix()
         if kept:
-            target = slice(None) if self.alive is None else self.alive[:kept]
-            self.trajectories[:, target, columns] = block[:, :kept]
+            rows = (slice(self.first_row, self.first_row + kept) if self.alive_host is None
+                    else self.alive_host[:kept] + self.first_row)
+            self.host.windows.write(m, rows, block[:, :kept].transpose(1, 2).cpu().numpy())
 
     def settle(self, stopped: torch.Tensor, stopped_host: np.ndarray, alive: torch.Tensor,
                alive_host: np.ndarray, m: int) -> None:
@@ -82,7 +84,8 @@ class ChunkRecorder:
             self.settled_sums[1, :, :, m + 1] += squares[:, :, 0]
             kept = int(np.searchsorted(stopped_host, self.kept))
             if kept:
-                self.trajectories[:, stopped[:kept], m + 1:] = constant[:, :kept]
+                self.host.windows.settle(stopped_host[:kept] + self.first_row, m,
+                                         constant[:, :kept, 0].cpu().numpy())
         self.alive, self.alive_host = alive, alive_host
 
     def finish(self) -> None:
@@ -93,9 +96,6 @@ class ChunkRecorder:
                            as_host(self.settled_sums))
         rows = slice(self.first_row, self.first_row + self.rows)
         self.host.final[:, rows] = as_host(self.latest)
-        if self.kept:
-            self.host.trajectories[:, self.first_row:self.first_row + self.kept] = (
-                as_host(self.trajectories))
 
     def _per_context(self, block: torch.Tensor, rows: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,159 @@
+"""Kept trajectories: every generation's metrics of runs 0 … k − 1, in memory or on disk.
+
+The engines run a chunk of runs through every generation, then the next chunk. The kept rows
+of a chunk are written a *window* of generations at a time (:class:`TrajectoryWindows`): in
+memory the window is every generation and a view of the result's array, so nothing is copied;
+streamed to a Zarr store (:class:`ZarrTrajectories`) the window is as wide as the memory
+budget allows, and each finished window is written to its region of the store. A row that
+stops (absorbed) holds its last metrics from then on: they fill the rest of its window and
+every later window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MemoryTrajectories", "TrajectoryWindows", "ZarrTrajectories"]
+
+
+class MemoryTrajectories:
+    """Trajectories held in one array (metrics, kept rows, G + 1)."""
+
+    def __init__(self, n_metrics: int, kept_rows: int, n_generations: int):
+        self.array = np.full((n_metrics, kept_rows, n_generations + 1), np.nan)
+        self.n_generations = n_generations
+
+    def window_width(self, n_rows: int) -> int:
+        return self.n_generations + 1
+
+    def window(self, rows: slice, columns: slice) -> np.ndarray:
+        return self.array[:, rows, columns]
+
+    def commit(self, rows: slice, columns: slice, values: np.ndarray) -> None:
+        """Nothing to do: the window is a view of the array."""
+
+
+class ZarrTrajectories:
+    """Trajectories streamed to ``<metric>_trajectory`` arrays of a Zarr v3 store, dims
+    (trajectory_run, context, generation), as :class:`~modelcollapse.results.Result` lays
+    them out. A window holds at most ``memory_bytes``."""
+
+    def __init__(self, store: str | Path, names: Sequence[str], kept_runs: int,
+                 n_contexts: int, n_generations: int, memory_bytes: float):
+        import zarr
+
+        self.names, self.n_contexts = tuple(names), n_contexts
+        self.n_generations, self.memory_bytes = n_generations, memory_bytes
+        group = zarr.open_group(os.fspath(store), mode="a", zarr_format=3)
+        # Chunks of about 8 MB: whole runs and contexts, a slab of generations.
+        span = max(1, min(n_generations + 1, (1 << 20) // max(1, n_contexts * 64)))
+        runs = max(1, min(kept_runs, (1 << 20) // (n_contexts * span)))
+        self.arrays = [group.create_array(
+            f"{name}_trajectory", shape=(kept_runs, n_contexts, n_generations + 1),
+            chunks=(runs, n_contexts, span), dtype=bool if name == "collapsed" else "f8",
+            fill_value=False if name == "collapsed" else np.nan,
+            dimension_names=("trajectory_run", "context", "generation"))
+            for name in self.names]
+
+    def window_width(self, n_rows: int) -> int:
+        per_generation = 8 * len(self.names) * max(1, n_rows)
+        return int(max(1, min(self.n_generations + 1, self.memory_bytes // per_generation)))
+
+    def window(self, rows: slice, columns: slice) -> np.ndarray:
+        return np.full((len(self.names), rows.stop - rows.start,
+                        columns.stop - columns.start), np.nan)
+
+    def commit(self, rows: slice, columns: slice, values: np.ndarray) -> None:
+        """Write a finished window; ``rows`` (whole runs) become runs of the store."""
+        runs = slice(rows.start // self.n_contexts, rows.stop // self.n_contexts)
+        for name, array, block in zip(self.names, self.arrays, values):
+            block = block.reshape(runs.stop - runs.start, self.n_contexts, -1)
+            array[runs, :, columns] = block == 1 if name == "collapsed" else block
+
+
+class TrajectoryWindows:
+    """The kept rows of the chunk in progress, one window of generations at a time.
+
+    Rows are global row ids; kept rows are 0 … ``kept_rows`` − 1. Every call hands the
+    metrics of all the rows still simulated (kept or not), generation by generation in order,
+    as the engines do: once a call reaches the window's last generation, the window is done.
+    """
+
+    def __init__(self, sink, n_metrics: int, kept_rows: int, n_generations: int):
+        self.sink, self.n_metrics = sink, n_metrics
+        self.kept_rows, self.n_generations = kept_rows, n_generations
+        self.rows: slice | None = None  # the chunk's kept rows
+
+    def begin_chunk(self, rows: slice) -> None:
+        """Rows ``rows`` (a chunk of whole runs) come next."""
+        stop = min(rows.stop, self.kept_rows)
+        self.rows = slice(rows.start, stop) if stop > rows.start else None
+        if self.rows is None:
+            return
+        n = stop - rows.start
+        self.width = self.sink.window_width(n)
+        self.settled = np.zeros(n, dtype=bool)
+        self.constant = np.empty((self.n_metrics, n))
+        self._open(0)
+
+    def write(self, m: int, rows: np.ndarray | slice, block: np.ndarray) -> None:
+        """Generations m … m + steps − 1 of ``rows`` (ascending ids): block (metrics, steps,
+        rows)."""
+        local, count = self._local(rows)
+        if self.rows is None or count == 0:
+            return
+        steps = block.shape[1]
+        done = 0
+        while done < steps:
+            first = m + done
+            take = min(steps - done, self.columns.stop - first)
+            target = slice(first - self.columns.start, first - self.columns.start + take)
+            self.buffer[:, local, target] = block[:, done:done + take, :count].transpose(0, 2, 1)
+            done += take
+            if first + take == self.columns.stop:
+                self._close()
+
+    def settle(self, rows: np.ndarray, m: int, values: np.ndarray) -> None:
+        """``rows`` (ascending ids) hold ``values`` (metrics, rows) after generation m."""
+        local, count = self._local(rows)
+        if self.rows is None or count == 0:
+            return
+        self.settled[local] = True
+        self.constant[:, local] = values[:, :count]
+        start = max(0, m + 1 - self.columns.start)
+        self.buffer[:, local, start:] = values[:, :count, None]
+
+    def end_chunk(self) -> None:
+        """The chunk's runs have all stopped or reached generation G: the windows left hold
+        the stopped rows' constants."""
+        while self.rows is not None and self.columns.start <= self.n_generations:
+            self._close()
+        self.rows = None
+
+    def _local(self, rows: np.ndarray | slice) -> tuple[np.ndarray | slice, int]:
+        """Positions in the window of the kept rows among ``rows`` (a prefix of them)."""
+        if self.rows is None:
+            return slice(0, 0), 0
+        if isinstance(rows, slice):
+            stop = min(rows.stop, self.rows.stop)
+            count = max(0, stop - rows.start)
+            return slice(rows.start - self.rows.start, stop - self.rows.start), count
+        count = int(np.searchsorted(rows, self.rows.stop))
+        return rows[:count] - self.rows.start, count
+
+    def _open(self, start: int) -> None:
+        self.columns = slice(start, min(start + self.width, self.n_generations + 1))
+        self.buffer = self.sink.window(self.rows, self.columns)
+        if self.settled.any():
+            self.buffer[:, self.settled] = self.constant[:, self.settled, None]
+
+    def _close(self) -> None:
+        self.sink.commit(self.rows, self.columns, self.buffer)
+        if self.columns.stop <= self.n_generations:
+            self._open(self.columns.stop)
+        else:
+            self.columns = slice(self.n_generations + 1, self.n_generations + 1)
