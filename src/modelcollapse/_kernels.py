@@ -25,7 +25,8 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "fixed_corpus_loop", "inverse_cdf", "token_metrics"]
+__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "fixed_corpus_loop", "inverse_cdf", "shifted_sums",
+           "token_metrics"]
 
 AVAILABLE = numba is not None
 KERNEL_COLUMNS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
@@ -118,8 +119,36 @@ def _inverse_cdf(table, guide, last, n_live, row_context, u, out):
             out[i, j] = min(k - start, last[context])
 
 
+#: Rows summed one after the other before their sum joins the total (see _shifted_sums).
+SUM_BLOCK = 256
+
+
+def _shifted_sums(block, shift, context, out):
+    """out[0, a, c, s] = Σ_r d and out[1, a, c, s] = Σ_r d² over the rows r of context c,
+    d = block[a, r, s] − shift[a, c]. Rows go in blocks of SUM_BLOCK per context whose sums
+    are added to the totals, so a sum of R rows is off by about (SUM_BLOCK + R / SUM_BLOCK)
+    units in the last place at worst, not R; each row is read once, in memory order."""
+    n_metrics, rows, steps = block.shape
+    n_contexts = shift.shape[1]
+    out[:] = 0.0
+    part = np.zeros(out.shape)
+    size = SUM_BLOCK * n_contexts
+    for start in range(0, rows, size):
+        part[:] = 0.0
+        for r in range(start, min(start + size, rows)):
+            c = context[r]
+            for a in range(n_metrics):
+                offset = shift[a, c]
+                for s in range(steps):
+                    d = block[a, r, s] - offset
+                    part[0, a, c, s] += d
+                    part[1, a, c, s] += d * d
+        out += part
+
+
 if AVAILABLE:
     _inverse_cdf = numba.njit(cache=True, nogil=True)(_inverse_cdf)
+    _shifted_sums = numba.njit(cache=True, nogil=True)(_shifted_sums)
 
 
 def inverse_cdf(table: np.ndarray, guide: np.ndarray, last: np.ndarray, n_live: int,
@@ -128,6 +157,16 @@ def inverse_cdf(table: np.ndarray, guide: np.ndarray, last: np.ndarray, n_live: 
     :class:`sampling.InverseCDF` and :func:`_inverse_cdf`."""
     out = np.empty(u.shape, dtype=dtype)
     _inverse_cdf(table, guide, last, n_live, row_context, u, out)
+    return out
+
+
+def shifted_sums(block: np.ndarray, shift: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """Σ d and Σ d² per metric, context and step, (2, metrics, contexts, steps), of ``block``
+    (metrics, rows, steps) with d = value − ``shift`` (metrics, contexts) of the row's
+    ``context`` (rows,): one pass, no temporaries (see :func:`_shifted_sums`)."""
+    n_metrics, _, steps = block.shape
+    out = np.empty((2, n_metrics, shift.shape[1], steps))
+    _shifted_sums(block, shift, context, out)
     return out
 
 
@@ -160,7 +199,7 @@ def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,
     corpus counts (rows, k); ``first`` the counts of p(1) with total ``first_total``; ``true``
     p(0). The metrics ``names`` (a subset of :data:`KERNEL_COLUMNS` in that order, then
     ``collapsed`` as 0/1) of generation ``first_generation`` + step of row i go to
-    ``out[:, step, i]``; the first Dirac generation of row i to ``collapse_time[rows[i]]``
+    ``out[:, i, step]``; the first Dirac generation of row i to ``collapse_time[rows[i]]``
     where it is still NaN.
     """
     total = corpus.shape[1] + index.shape[2]
@@ -248,18 +287,18 @@ def _fixed_corpus_kernel(want: tuple[bool, ...]):
                         dirac = -1
                 tokens[width:] = draws
                 if want_sigma:
-                    out[s_sigma, step, i] = sq * inv_total * inv_total
+                    out[s_sigma, i, step] = sq * inv_total * inv_total
                 if want_sup:
-                    out[s_sup, step, i] = top * inv_total
+                    out[s_sup, i, step] = top * inv_total
                 if want_first:
-                    out[s_first, step, i] = l1_first / (total * first_total)
+                    out[s_first, i, step] = l1_first / (total * first_total)
                 if want_true:
-                    out[s_true, step, i] = l1_true
+                    out[s_true, i, step] = l1_true
                 if want_entropy:
-                    out[s_entropy, step, i] = (clogc_table[total] - clogc) / total
+                    out[s_entropy, i, step] = (clogc_table[total] - clogc) / total
                 if want_support:
-                    out[s_support, step, i] = support
-                out[s_collapsed, step, i] = 1.0 if dirac >= 0 else 0.0
+                    out[s_support, i, step] = support
+                out[s_collapsed, i, step] = 1.0 if dirac >= 0 else 0.0
                 if dirac >= 0 and np.isnan(collapse_time[row]):
                     collapse_time[row] = first_generation + step
             extra[i] = tokens[width:]

@@ -42,7 +42,7 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
     Models before ``first_generation`` were fitted by the generic loop, and model
     ``first_generation`` − 1 must be the corpus alone. ``alive`` are the global ids of the rows
     in ``history``. Generations go in windows: every run block runs the window's generations
-    into one (metrics, generations, rows) array, which the recorder then takes in one call, in
+    into one (metrics, rows, generations) array, which the recorder then takes in one call, in
     the same order whatever the threads did. Run blocks are independent (each has its own
     stream and rows), so up to ``threads`` of them run at once; the kernel and numpy's bounded
     draws release the GIL. Results do not depend on it.
@@ -60,6 +60,12 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
     pool = (ThreadPoolExecutor(min(threads, len(blocks)))
             if threads > 1 and len(blocks) > 1 else None)
 
+    # One window array for all windows: a fresh one each time would fault its pages in again.
+    most = max(1, min(n_generations - first_generation + 1,
+                      WINDOW_VALUES // max(1, len(names) * alive.size),
+                      DRAWS_PER_CALL // (widest * n)))
+    windows = np.empty((len(names), alive.size, most))
+
     def run_block(block, m: int, steps: int, window: np.ndarray) -> None:
         generator, a, b = block
         rows = slice(a, b)
@@ -67,16 +73,14 @@ def run_generations(history, meter, true: np.ndarray, alive: np.ndarray, first_g
         index = np.stack([draw_positions(generator, high, (b - a, n)) for _ in range(steps)])
         _kernels.fixed_corpus_loop(corpus[rows], extra[rows], index, m, base[rows],
                                    first_counts[rows], meter.first_total, true[rows],
-                                   alive[rows], names, window[:, :, rows], collapse_time)
+                                   alive[rows], names, window[:, rows], collapse_time)
 
     try:
         m = first_generation
         while m <= n_generations:
             # The first model drawn from is the corpus alone: one generation at that width.
-            steps = 1 if m == first_generation else max(1, min(
-                n_generations - m + 1, WINDOW_VALUES // max(1, len(names) * alive.size),
-                DRAWS_PER_CALL // (widest * n)))
-            window = np.empty((len(names), steps, alive.size))
+            steps = 1 if m == first_generation else min(most, n_generations - m + 1)
+            window = windows[:, :, :steps]
             jobs = [functools.partial(run_block, block, m, steps, window) for block in blocks]
             if pool is None:
                 for job in jobs:

@@ -96,36 +96,44 @@ class TrajectoryWindows:
             return
         n = stop - rows.start
         self.width = self.sink.window_width(n)
-        self.settled = np.zeros(n, dtype=bool)
-        self.constant = np.empty((self.n_metrics, n))
+        self.settled, self.constant = self._settled_state(n)
+        self.any_settled = False
         self._open(0)
 
     def write(self, m: int, rows: np.ndarray | slice, block: np.ndarray) -> None:
-        """Generations m … m + steps − 1 of ``rows`` (ascending ids): block (metrics, steps,
-        rows)."""
+        """Generations m … m + steps − 1 of ``rows`` (ascending ids): block (metrics, rows,
+        steps)."""
         local, count = self._local(rows)
-        if self.rows is None or count == 0:
-            return
-        steps = block.shape[1]
+        if count:
+            self.write_local(m, local, block[:, :count])
+
+    def settle(self, rows: np.ndarray, m: int, values: np.ndarray) -> None:
+        """``rows`` (ascending ids) hold ``values`` (metrics, rows) after generation m."""
+        local, count = self._local(rows)
+        if count:
+            self.settle_local(local, m, values[:, :count])
+
+    def write_local(self, m: int, local, values) -> None:
+        """Generations m, m + 1, … of the window's rows ``local``: values (metrics, rows,
+        steps). Takes numpy arrays, or torch tensors where the window is on a device."""
+        steps = values.shape[2]
         done = 0
         while done < steps:
             first = m + done
             take = min(steps - done, self.columns.stop - first)
             target = slice(first - self.columns.start, first - self.columns.start + take)
-            self.buffer[:, local, target] = block[:, done:done + take, :count].transpose(0, 2, 1)
+            self.buffer[:, local, target] = values[:, :, done:done + take]
             done += take
             if first + take == self.columns.stop:
                 self._close()
 
-    def settle(self, rows: np.ndarray, m: int, values: np.ndarray) -> None:
-        """``rows`` (ascending ids) hold ``values`` (metrics, rows) after generation m."""
-        local, count = self._local(rows)
-        if self.rows is None or count == 0:
-            return
+    def settle_local(self, local, m: int, values) -> None:
+        """The window's rows ``local`` hold ``values`` (metrics, rows) after generation m."""
+        self.any_settled = True
         self.settled[local] = True
-        self.constant[:, local] = values[:, :count]
+        self.constant[:, local] = values
         start = max(0, m + 1 - self.columns.start)
-        self.buffer[:, local, start:] = values[:, :count, None]
+        self.buffer[:, local, start:] = values[:, :, None]
 
     def end_chunk(self) -> None:
         """The chunk's runs have all stopped or reached generation G: the windows left hold
@@ -145,14 +153,25 @@ class TrajectoryWindows:
         count = int(np.searchsorted(rows, self.rows.stop))
         return rows[:count] - self.rows.start, count
 
+    def _settled_state(self, n: int):
+        """Which of the window's rows stopped, and the metrics they hold since."""
+        return np.zeros(n, dtype=bool), np.empty((self.n_metrics, n))
+
     def _open(self, start: int) -> None:
         self.columns = slice(start, min(start + self.width, self.n_generations + 1))
-        self.buffer = self.sink.window(self.rows, self.columns)
-        if self.settled.any():
+        self.buffer = self._window()
+        if self.any_settled:
             self.buffer[:, self.settled] = self.constant[:, self.settled, None]
 
-    def _close(self) -> None:
+    def _window(self):
+        """An array for the window's values (NaN where nothing is written)."""
+        return self.sink.window(self.rows, self.columns)
+
+    def _commit(self) -> None:
         self.sink.commit(self.rows, self.columns, self.buffer)
+
+    def _close(self) -> None:
+        self._commit()
         if self.columns.stop <= self.n_generations:
             self._open(self.columns.stop)
         else:

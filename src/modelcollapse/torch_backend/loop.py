@@ -153,8 +153,6 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                fused_route, dev, recorder, bar, stop_when_absorbed) -> bool:
     """Runs first_run … first_run + runs − 1 into the recorder; False when the device ran out
     of memory (and fewer runs at a time might fit)."""
-    n_contexts = p_live.shape[0]
-    recorder.begin_chunk(slice(first_run * n_contexts, (first_run + runs) * n_contexts))
     try:
         _ChunkLoop(p_live, scenario, first_run, runs, n_generations, entropy, names,
                    use_counts, fused_route, dev, recorder, bar).run(stop_when_absorbed)
@@ -165,7 +163,6 @@ def _run_chunk(p_live, scenario, first_run, runs, n_generations, entropy, names,
                 f"of {dev}: use fewer metrics (l1_to_first keeps a (runs, support) array), a "
                 f"smaller support or another device.") from exc
         return False
-    recorder.end_chunk()
     return True
 
 

@@ -7,9 +7,11 @@ each row's latest metrics there too, and hands both to the host recorder once, w
 is done: O(generations · metrics) numbers and O(rows) per-row values cross to the host, not
 the (rows × generations) table.
 
-Nothing here makes the host wait for the device, except kept trajectories: the kept rows'
-metrics go to the host recorder's windows as they are written (one copy per generation or
-span, of those rows only); ask for none where throughput matters. Row counts are known on the
+Kept trajectories stay on the device too, a window of generations at a time
+(:class:`DeviceWindows`): in memory the window is every generation, so they reach the host
+once, with the rest; streamed to a store, once per window.
+
+Nothing here makes the host wait for the device but those copies: row counts are known on the
 host, per-context sums go by ``index_add_``, and every index the host passes is already on
 the device.
 """
@@ -20,8 +22,53 @@ import numpy as np
 import torch
 
 from ..recorder import Recorder
+from ..trajectories import TrajectoryWindows
 
-__all__ = ["ChunkRecorder"]
+__all__ = ["ChunkRecorder", "DeviceWindows"]
+
+
+class DeviceWindows(TrajectoryWindows):
+    """:class:`~modelcollapse.trajectories.TrajectoryWindows` whose window is a tensor on
+    ``dev``, copied to the sink's window when it is done. Rows are given as positions in the
+    chunk's kept rows (index tensors on the device, or slices)."""
+
+    def __init__(self, sink, n_metrics: int, kept_rows: int, n_generations: int,
+                 dev: torch.device):
+        super().__init__(sink, n_metrics, kept_rows, n_generations)
+        self.dev = dev
+        self.device_buffer: torch.Tensor | None = None
+
+    def _settled_state(self, n: int):
+        return (torch.zeros(n, dtype=torch.bool, device=self.dev),
+                torch.empty((self.n_metrics, n), dtype=torch.float64, device=self.dev))
+
+    def settle_local(self, local, m: int, values) -> None:
+        self.any_settled = True
+        # index_fill_: assigning a Python scalar through an index tensor copies it from
+        # pageable memory, which waits for the device. ``local`` is an index tensor here.
+        self.settled.index_fill_(0, local, True)
+        self.constant[:, local] = values
+        start = max(0, m + 1 - self.columns.start)
+        self.buffer[:, local, start:] = values[:, :, None]
+
+    def _open(self, start: int) -> None:
+        self.columns = slice(start, min(start + self.width, self.n_generations + 1))
+        self.buffer = self._window()
+        if self.any_settled:  # torch.where, not a boolean mask: a mask's count waits
+            self.buffer.copy_(torch.where(self.settled[None, :, None],
+                                          self.constant[:, :, None], self.buffer))
+
+    def _window(self) -> torch.Tensor:
+        width = self.columns.stop - self.columns.start
+        if self.device_buffer is None:
+            shape = (self.n_metrics, self.rows.stop - self.rows.start, self.width)
+            self.device_buffer = torch.empty(shape, dtype=torch.float64, device=self.dev)
+        return self.device_buffer[:, :, :width].fill_(float("nan"))
+
+    def _commit(self) -> None:
+        host = self.sink.window(self.rows, self.columns)
+        host[...] = self.buffer.cpu().numpy()
+        self.sink.commit(self.rows, self.columns, host)
 
 
 class ChunkRecorder:
@@ -49,6 +96,11 @@ class ChunkRecorder:
         self.alive: torch.Tensor | None = None
         self.alive_host: np.ndarray | None = None
         self.kept = int(np.clip(recorder.kept_rows - first_row, 0, rows))
+        self.windows = None
+        if self.kept:
+            self.windows = DeviceWindows(recorder.sink, n_metrics, recorder.kept_rows,
+                                         self.n_generations, dev)
+            self.windows.begin_chunk(slice(first_row, first_row + rows))
 
     def write(self, m: int, metrics: dict[str, torch.Tensor]) -> None:
         """Generations m, m + 1, … of the rows still written: ``metrics`` maps every name to
@@ -66,9 +118,8 @@ class ChunkRecorder:
             self.latest[:, self.alive] = block[:, :, -1]
         kept = self._kept_prefix()
         if kept:
-            rows = (slice(self.first_row, self.first_row + kept) if self.alive_host is None
-                    else self.alive_host[:kept] + self.first_row)
-            self.host.windows.write(m, rows, block[:, :kept].transpose(1, 2).cpu().numpy())
+            self.windows.write_local(m, slice(0, kept) if self.alive is None
+                                     else self.alive[:kept], block[:, :kept])
 
     def settle(self, stopped: torch.Tensor, stopped_host: np.ndarray, alive: torch.Tensor,
                alive_host: np.ndarray, m: int) -> None:
@@ -84,8 +135,7 @@ class ChunkRecorder:
             self.settled_sums[1, :, :, m + 1] += squares[:, :, 0]
             kept = int(np.searchsorted(stopped_host, self.kept))
             if kept:
-                self.host.windows.settle(stopped_host[:kept] + self.first_row, m,
-                                         constant[:, :kept, 0].cpu().numpy())
+                self.windows.settle_local(stopped[:kept], m, constant[:, :kept, 0])
         self.alive, self.alive_host = alive, alive_host
 
     def finish(self) -> None:
@@ -96,6 +146,8 @@ class ChunkRecorder:
                            as_host(self.settled_sums))
         rows = slice(self.first_row, self.first_row + self.rows)
         self.host.final[:, rows] = as_host(self.latest)
+        if self.windows is not None:
+            self.windows.end_chunk()
 
     def _per_context(self, block: torch.Tensor, rows: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
