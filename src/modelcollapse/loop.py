@@ -7,8 +7,8 @@ and records the metrics. Every run and context advances in one vectorised step.
 
 Two facts keep it fast: drawing from a model is an index draw and a gather (see sampling.py),
 and a run that is *absorbed* — its last ``scenario.lag`` models are the same Dirac mass and no
-real data feeds it — can never change again, so it leaves the batch and its remaining metrics
-are filled in exactly.
+real data feeds it — can never change again, so it leaves the batch and its constant metrics
+enter the recorder's per-generation sums once (recorder.py).
 """
 
 from __future__ import annotations

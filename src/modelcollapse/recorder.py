@@ -141,8 +141,7 @@ class Recorder:
     def record(self, m: int, rows: np.ndarray | slice, values: Mapping[str, np.ndarray]) -> None:
         """Generation m of ``rows`` (global row ids, ascending, or a slice): ``values`` maps
         every metric name to one value per row."""
-        block = np.stack([np.asarray(values[name], dtype=np.float64) for name in self.names])
-        self.record_window(m, rows, block[:, :, None])
+        self.record_window(m, rows, self._block(values)[:, :, None])
 
     def record_window(self, m: int, rows: np.ndarray | slice, block: np.ndarray) -> None:
         """Generations m … m + steps − 1 of ``rows``: ``block`` is (metrics, rows, steps)."""
@@ -160,7 +159,7 @@ class Recorder:
         from then on: ``values`` maps every metric name to one value per row."""
         if m >= self.n_generations or len(rows) == 0:
             return
-        block = np.stack([np.asarray(values[name], dtype=np.float64) for name in self.names])
+        block = self._block(values)
         context = self._context_of(rows)
         self.settled_count[:, m + 1] += self._count_per_context(context, len(rows))
         self.settled_sums[:, :, :, m + 1] += self._shifted_sums(block[:, :, None], context)[..., 0]
@@ -192,6 +191,10 @@ class Recorder:
         return count, mean, np.where(count > 0, m2, np.nan)
 
     # --- helpers -------------------------------------------------------------------------------
+    def _block(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One value per row for every metric, as float64 (metrics, rows)."""
+        return np.stack([np.asarray(values[name], dtype=np.float64) for name in self.names])
+
     def _context_of(self, rows: np.ndarray | slice) -> np.ndarray | None:
         if self.n_contexts == 1:
             return None

@@ -130,7 +130,7 @@ class TrajectoryWindows:
     def settle_local(self, local, m: int, values) -> None:
         """The window's rows ``local`` hold ``values`` (metrics, rows) after generation m."""
         self.any_settled = True
-        self.settled[local] = True
+        self._mark_settled(local)
         self.constant[:, local] = values
         start = max(0, m + 1 - self.columns.start)
         self.buffer[:, local, start:] = values[:, :, None]
@@ -157,11 +157,18 @@ class TrajectoryWindows:
         """Which of the window's rows stopped, and the metrics they hold since."""
         return np.zeros(n, dtype=bool), np.empty((self.n_metrics, n))
 
+    def _mark_settled(self, local) -> None:
+        self.settled[local] = True
+
     def _open(self, start: int) -> None:
         self.columns = slice(start, min(start + self.width, self.n_generations + 1))
         self.buffer = self._window()
         if self.any_settled:
-            self.buffer[:, self.settled] = self.constant[:, self.settled, None]
+            self._fill_settled()
+
+    def _fill_settled(self) -> None:
+        """The stopped rows' constants into every column of the new window."""
+        self.buffer[:, self.settled] = self.constant[:, self.settled, None]
 
     def _window(self):
         """An array for the window's values (NaN where nothing is written)."""

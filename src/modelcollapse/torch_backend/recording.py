@@ -11,9 +11,9 @@ Kept trajectories stay on the device too, a window of generations at a time
 (:class:`DeviceWindows`): in memory the window is every generation, so they reach the host
 once, with the rest; streamed to a store, once per window.
 
-Nothing here makes the host wait for the device but those copies: row counts are known on the
-host, per-context sums go by ``index_add_``, and every index the host passes is already on
-the device.
+Nothing here makes the host wait for the device but those copies: row counts are kept on the
+host (they change only when runs stop), per-context sums go by ``index_add_``, and every index
+the host passes is already on the device.
 """
 
 from __future__ import annotations
@@ -42,21 +42,15 @@ class DeviceWindows(TrajectoryWindows):
         return (torch.zeros(n, dtype=torch.bool, device=self.dev),
                 torch.empty((self.n_metrics, n), dtype=torch.float64, device=self.dev))
 
-    def settle_local(self, local, m: int, values) -> None:
-        self.any_settled = True
+    def _mark_settled(self, local: torch.Tensor) -> None:
         # index_fill_: assigning a Python scalar through an index tensor copies it from
-        # pageable memory, which waits for the device. ``local`` is an index tensor here.
+        # pageable memory, which waits for the device.
         self.settled.index_fill_(0, local, True)
-        self.constant[:, local] = values
-        start = max(0, m + 1 - self.columns.start)
-        self.buffer[:, local, start:] = values[:, :, None]
 
-    def _open(self, start: int) -> None:
-        self.columns = slice(start, min(start + self.width, self.n_generations + 1))
-        self.buffer = self._window()
-        if self.any_settled:  # torch.where, not a boolean mask: a mask's count waits
-            self.buffer.copy_(torch.where(self.settled[None, :, None],
-                                          self.constant[:, :, None], self.buffer))
+    def _fill_settled(self) -> None:
+        # torch.where, not a boolean mask: a mask's count waits for the device.
+        self.buffer.copy_(torch.where(self.settled[None, :, None], self.constant[:, :, None],
+                                      self.buffer))
 
     def _window(self) -> torch.Tensor:
         width = self.columns.stop - self.columns.start
@@ -84,9 +78,13 @@ class ChunkRecorder:
         self.n_contexts, self.n_generations = n_contexts, recorder.n_generations
         f64 = dict(dtype=torch.float64, device=dev)
         self.shift = torch.as_tensor(recorder.shift, **f64)  # (metrics, contexts)
-        self.count = torch.zeros((n_contexts, columns), **f64)
+        # Rows per context and generation, on the host: written rows (and rows settled at
+        # each generation) per context, from the rows still written, which the host knows.
+        self.count = np.zeros((n_contexts, columns), dtype=np.int64)
+        self.settled_count = np.zeros_like(self.count)
+        self.alive_per_context = np.bincount(np.arange(rows) % n_contexts,
+                                             minlength=n_contexts)
         self.sums = torch.zeros((2, n_metrics, n_contexts, columns), **f64)
-        self.settled_count = torch.zeros_like(self.count)
         self.settled_sums = torch.zeros_like(self.sums)
         # Each row's latest metrics: those of generation G, or of its Dirac mass once it stops.
         self.latest = torch.full((n_metrics, rows), float("nan"), **f64)
@@ -108,8 +106,8 @@ class ChunkRecorder:
         block = torch.stack([metrics[name].to(torch.float64) for name in self.names])
         steps = block.shape[2]  # block: (metrics, rows, steps)
         columns = slice(m, m + steps)
-        count, sums, squares = self._per_context(block, self.alive)
-        self.count[:, columns] += count[:, None]
+        sums, squares = self._per_context(block, self.alive)
+        self.count[:, columns] += self.alive_per_context[:, None]
         self.sums[0, :, :, columns] += sums
         self.sums[1, :, :, columns] += squares
         if self.alive is None:
@@ -127,10 +125,13 @@ class ChunkRecorder:
         their latest metrics, those of their Dirac mass, hold for every later generation.
         ``alive``: the rows still written from now on. Each index is given on the device and
         on the host."""
+        stopped_per_context = np.bincount(stopped_host % self.n_contexts,
+                                          minlength=self.n_contexts)
+        self.alive_per_context = self.alive_per_context - stopped_per_context
         if m < self.n_generations and stopped_host.size:
             constant = self.latest[:, stopped][:, :, None]  # (metrics, rows, 1)
-            count, sums, squares = self._per_context(constant, stopped)
-            self.settled_count[:, m + 1] += count
+            sums, squares = self._per_context(constant, stopped)
+            self.settled_count[:, m + 1] += stopped_per_context
             self.settled_sums[0, :, :, m + 1] += sums[:, :, 0]
             self.settled_sums[1, :, :, m + 1] += squares[:, :, 0]
             kept = int(np.searchsorted(stopped_host, self.kept))
@@ -141,8 +142,7 @@ class ChunkRecorder:
     def finish(self) -> None:
         """Hand everything to the host recorder (one copy of each array)."""
         as_host = lambda value: value.cpu().numpy()  # noqa: E731
-        self.host.add_sums(as_host(self.count).round().astype(np.int64), as_host(self.sums),
-                           as_host(self.settled_count).round().astype(np.int64),
+        self.host.add_sums(self.count, as_host(self.sums), self.settled_count,
                            as_host(self.settled_sums))
         rows = slice(self.first_row, self.first_row + self.rows)
         self.host.final[:, rows] = as_host(self.latest)
@@ -150,25 +150,20 @@ class ChunkRecorder:
             self.windows.end_chunk()
 
     def _per_context(self, block: torch.Tensor, rows: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rows per context (contexts,), and Σ d, Σ d² per context (metrics, contexts, steps)
-        of ``block`` (metrics, rows, steps), whose rows are chunk positions ``rows``."""
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Σ d and Σ d² per context (metrics, contexts, steps) of ``block`` (metrics, rows,
+        steps), whose rows are chunk positions ``rows``."""
         context = self.context if rows is None else self.context[rows]
         if self.n_contexts == 1:
             shifted = block - self.shift[:, :1, None]
-            count = torch.full((1,), float(block.shape[1]), dtype=torch.float64,
-                               device=block.device)
-            return (count, shifted.sum(dim=1)[:, None],
-                    (shifted * shifted).sum(dim=1)[:, None])
+            return shifted.sum(dim=1)[:, None], (shifted * shifted).sum(dim=1)[:, None]
         shifted = block - self.shift[:, context][:, :, None]
         n_metrics, _, steps = block.shape
         sums = torch.zeros((2, n_metrics, self.n_contexts, steps), dtype=torch.float64,
                            device=block.device)
         sums[0].index_add_(1, context, shifted)
         sums[1].index_add_(1, context, shifted * shifted)
-        count = torch.zeros(self.n_contexts, dtype=torch.float64, device=block.device)
-        count.index_add_(0, context, torch.ones_like(context, dtype=torch.float64))
-        return count, sums[0], sums[1]
+        return sums[0], sums[1]
 
     def _kept_prefix(self) -> int:
         """How many of the rows still written are kept rows (they come first)."""
