@@ -21,7 +21,7 @@ import tracemalloc
 import numpy as np
 
 from modelcollapse.distributions import PAPER_FIG2_PAIRS, target_distribution
-from modelcollapse.theory.genealogy import collapse_time_law
+from modelcollapse.theory import collapse_time_law
 from modelcollapse.theory.markov import fully_synthetic_chain
 
 
@@ -41,7 +41,7 @@ def table() -> None:
         q = p0[p0 > 0]
         spread = -np.sum((1 - q) * np.log1p(-q))
         for n in (10, 50, 100, 200, 400):
-            law = collapse_time_law(p0, n)
+            law = collapse_time_law(p0, n=n)
             lower = 1 + (1 - S0) / (1 - 1 / support) * (n - 1)
             upper = 1 + (1 - S0) * n * (n - 1)
             diffusion = 2 * n * spread
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'n':>6} {'E[T]':>10} {'sd(T)':>10} {'solve s':>8} {'peak MB':>8} "
           f"{'law s':>7} {'M':>7} {'M/E[T]':>7} {'chain s':>8}")
     for n in sizes:
-        law, t_solve = timed(lambda n=n: collapse_time_law(p0, n))
+        law, t_solve = timed(lambda n=n: collapse_time_law(p0, n=n))
         tracemalloc.start()  # a second, traced solve: tracing slows it, so it is not timed
-        collapse_time_law(p0, n)
+        collapse_time_law(p0, n=n)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         _, t_law = timed(lambda law=law: law.survival)

@@ -42,8 +42,8 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from baselines import batched_multinomial_loop, naive_loop, uniform_floor  # noqa: E402
+from modelcollapse import simulate  # noqa: E402
 from modelcollapse.distributions import target_distribution  # noqa: E402
-from modelcollapse.loop import run_loop  # noqa: E402
 from modelcollapse.scenarios import FullySynthetic  # noqa: E402
 
 METRICS = ("sigma", "l1_to_first")
@@ -96,15 +96,15 @@ def engine_call(engine: str, p0: np.ndarray, n: int, runs: int, generations: int
         return (lambda: batched_multinomial_loop(p0, n=n, N=None, runs=runs,
                                                  generations=generations, seed=1)), 1.0
     backend, device = ("numpy", "cpu") if engine == "numpy" else ("torch", engine[6:])
-    return (lambda: run_loop(p0, scenario, n_runs=runs, n_generations=generations, seed=1,
-                             metrics=METRICS, backend=backend, device=device,
+    return (lambda: simulate(p0=p0, scenario=scenario, runs=runs, generations=generations,
+                             seed=1, metrics=METRICS, backend=backend, device=device,
                              trajectories="none")), 1.0
 
 
 def alive_share(p0: np.ndarray, n: int, runs: int, generations: int) -> float:
     """Share of run-generations before absorption (from a numpy-engine run of the cell)."""
-    res = run_loop(p0, FullySynthetic(n), n_runs=min(runs, 2000), n_generations=generations,
-                   seed=1, metrics=("sigma",), trajectories="none")
+    res = simulate(p0=p0, scenario=FullySynthetic(n), runs=min(runs, 2000),
+                   generations=generations, seed=1, metrics=("sigma",), trajectories="none")
     lived = np.minimum(np.nan_to_num(res.data["absorption_time"].values, nan=generations),
                        generations)
     return float(lived.mean() / generations)

@@ -22,9 +22,9 @@ import time
 import numpy as np
 
 from baselines import naive_loop, uniform_floor
+from modelcollapse import simulate
 from modelcollapse._system import available_cores
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 
 FIGURE_METRICS = ("sigma", "l1_to_first")
@@ -60,8 +60,8 @@ def main() -> None:
         base_runs = min(args.baseline_runs, R)
         t_base = best_of(1, naive_loop, p0, n=n, N=N, runs=base_runs, generations=G,
                          seed=1) * R / base_runs
-        res = run_loop(p0, scenario, n_runs=R, n_generations=G, seed=1, metrics=FIGURE_METRICS,
-                       trajectories="none")
+        res = simulate(p0=p0, scenario=scenario, runs=R, generations=G, seed=1,
+                       metrics=FIGURE_METRICS, trajectories="none")
         lived = np.nan_to_num(res.data["collapse_time"].values, nan=G).sum()
         t_floor = best_of(args.repeat, uniform_floor, R * G * n)
         t_floor_lived = best_of(args.repeat, uniform_floor, int(lived) * n)
@@ -76,8 +76,8 @@ def main() -> None:
                                "none"))
         times = {}
         for name, metrics, threads, compiled, trajectories in engines:
-            times[name] = t = best_of(args.repeat, run_loop, p0, scenario, n_runs=R,
-                                      n_generations=G, seed=1, metrics=metrics,
+            times[name] = t = best_of(args.repeat, simulate, p0=p0, scenario=scenario, runs=R,
+                                      generations=G, seed=1, metrics=metrics,
                                       threads=threads, compiled=compiled,
                                       trajectories=trajectories, trajectory_memory_mb=1e6)
             print(f"{'':38} {name:>22} {t:8.2f} {t_base / t:11.1f} {t / t_floor:8.1f}")

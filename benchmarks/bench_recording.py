@@ -35,7 +35,7 @@ SIMULATE = """
 import json, sys
 import numpy as np
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
+from modelcollapse import simulate
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 from modelcollapse.theory import collapse_time_law
 kw = json.loads(sys.argv[1])
@@ -43,9 +43,9 @@ p0 = target_distribution(kw.pop("vocab"), kw.pop("support"), 0.1, seed=0)
 N = kw.pop("N")
 scenario = PartiallySynthetic(kw["n"], N) if N else FullySynthetic(kw["n"])
 kw.pop("n")
-res = run_loop(p0, scenario, seed=1, progress=False, **kw)
+res = simulate(p0=p0, scenario=scenario, seed=1, progress=False, **kw)
 T = res.data["collapse_time"].values.ravel()
-law = collapse_time_law(p0, scenario.n)
+law = collapse_time_law(p0, n=scenario.n)
 z = (np.nanmean(T) - law.mean) / (np.nanstd(T, ddof=1) / np.sqrt(T.size))
 print(json.dumps({"censored": int(np.isnan(T).sum()), "T_mean": float(np.nanmean(T)),
                   "T_exact": float(law.mean), "z": float(z) if not N else None}))
@@ -95,8 +95,8 @@ def main() -> None:
     if not args.quick:
         print("2. 4,000 runs × 100,000 generations, same loop, no trajectories")
         for backend in ("numpy", "torch"):
-            wall, rss, got = loop_case(vocab=40, support=40, n=20, N=None, n_runs=4000,
-                                       n_generations=100_000, trajectories="none",
+            wall, rss, got = loop_case(vocab=40, support=40, n=20, N=None, runs=4000,
+                                       generations=100_000, trajectories="none",
                                        backend=backend)
             print(f"   {backend:6} {wall:6.2f} s, {rss:5.2f} GB peak (target < 1 GB); "
                   f"E[T] {got['T_mean']:.2f} vs exact {got['T_exact']:.2f}: z = {got['z']:+.2f} "
@@ -107,8 +107,8 @@ def main() -> None:
     print(f"3. partially synthetic, N = 100, n = 10, {runs} runs × 500 generations")
     cases = {}
     for trajectories in ("all", "none"):
-        wall, rss, _ = loop_case(vocab=600, support=52, n=10, N=100, n_runs=runs,
-                                 n_generations=500, trajectories=trajectories,
+        wall, rss, _ = loop_case(vocab=600, support=52, n=10, N=100, runs=runs,
+                                 generations=500, trajectories=trajectories,
                                  trajectory_memory_mb=1e6)
         cases[trajectories] = (wall, rss)
         print(f"   trajectories {trajectories:4}: {wall:6.2f} s, {rss:5.2f} GB peak")
@@ -118,8 +118,8 @@ def main() -> None:
     if not args.quick:
         print("4. 10^6 runs, fully synthetic, n = 10, support 52, 200 generations, "
               "no trajectories")
-        wall, rss, got = loop_case(vocab=600, support=52, n=10, N=None, n_runs=1_000_000,
-                                   n_generations=200, trajectories="none")
+        wall, rss, got = loop_case(vocab=600, support=52, n=10, N=None, runs=1_000_000,
+                                   generations=200, trajectories="none")
         print(f"   {wall:6.2f} s, {rss:5.2f} GB peak (target < 2 GB); E[T] z = {got['z']:+.2f}")
 
 

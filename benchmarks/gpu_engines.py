@@ -7,12 +7,11 @@ machine's CPU): fully synthetic (§2.2), runs = 10^5, n = 100, vocabulary 600, s
 p(0) = target_distribution(600, 600, S0 = 1.5/600, seed 0) — a nearly uniform p(0), so runs
 live long (E[T] ≈ 2n = 200; the "alive" column is the share of run-generations not yet
 absorbed); metrics σ and ‖p(m) − p(1)‖₁. Trials = runs × generations × n. "wall" is the
-whole ``run_loop`` call (host result arrays and the xarray Result included), "loop" the
-generation loop alone (results copied to the host included).
+whole ``simulate`` call (the plan, host result arrays and the xarray Result included).
 
 Measured in this order, each in its own guard (a failure is recorded and the rest goes on):
   1. torch-cuda, goal case, G = 20 and 100 (the fastest of 3) on the route the engine picks
-     (the fused kernel of ``torch_backend.fused``), G = 100 again with its checks read at
+     (the fused kernel of ``engine.torch.fused``), G = 100 again with its checks read at
      once (``LAGGED_CHECKS`` off: the host waits for the device at every check), and G = 100
      on the generic route (``fused=False``) beside it (sanity: mean σ_m against Theorem 1
      eq. 6);
@@ -28,7 +27,7 @@ Measured in this order, each in its own guard (a failure is recorded and the res
      (sanity: mean σ_m against Theorem 2 eq. 9);
   7. n ∈ {1000, 4000, 16000}, support 52, G = 10 (runs = 10^5, or 10^8 / n where fewer): token
      draws against binomial-tree counts, where the two representations cross over on this
-     device (``torch_backend.loop.COUNTS_RATIO``: "auto" picks counts from n = ratio · 63 on).
+     device (``engine.plan.COUNTS_RATIO``: "auto" picks counts from n = ratio · 63 on).
 Writes gpu_engines.json and prints a table.
 """
 
@@ -45,13 +44,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
+from modelcollapse.engine.torch import backend as torch_engine
 from modelcollapse.metrics import resolve_metrics
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 from modelcollapse.theory.paper import expected_sigma_fully, expected_sigma_partial
-from modelcollapse.torch_backend import loop as torch_loop
-from modelcollapse.torch_backend import run_loop_torch
 
 RUNS, N_SAMPLES, VOCAB, SUPPORT = 100_000, 100, 600, 600
 S0 = 1.5 / SUPPORT
@@ -80,35 +78,32 @@ def machine() -> dict:
 def run_torch(p0, scenario, runs, generations, device, metrics=METRICS, representation="auto",
               fused=None, repeat: int = 1, warm_up: bool = True) -> dict:
     """A timed torch run (the fastest of ``repeat``; with ``warm_up``, after an untimed small
-    run of the same case, which compiles the kernel variant it needs): wall and loop seconds,
-    trials/s, alive share, and for the fully synthetic loop the largest |z| of mean σ_m
-    against Theorem 1 eq. 6."""
-    def run(n_runs, n_generations, timings=None):
-        return run_loop_torch(np.atleast_2d(p0), scenario, n_runs=n_runs,
-                              n_generations=n_generations, entropy=1,
-                              names=resolve_metrics(metrics), device=device,
-                              representation=representation, fused=fused, timings=timings)
+    run of the same case, which compiles the kernel variant it needs): wall seconds of the
+    whole call, trials/s, alive share, and for the fully synthetic loop the largest |z| of
+    mean σ_m against Theorem 1 eq. 6."""
+    def run(n_runs, n_generations):
+        return simulate(p0=p0, scenario=scenario, runs=n_runs, generations=n_generations,
+                        backend="torch", seed=1, metrics=resolve_metrics(metrics),
+                        device=device, representation=representation, fused=fused,
+                        trajectories="none")
 
     if warm_up:
         run(min(runs, 2000), min(generations, 3))
     wall, walls = np.inf, []
     for _ in range(repeat):
-        timings_now: dict = {}
         _sync(device)
         start = time.perf_counter()
-        res = run(runs, generations, timings_now)
+        res = run(runs, generations)
         elapsed = time.perf_counter() - start
         walls.append(elapsed)
-        if elapsed < wall:
-            wall, timings = elapsed, timings_now
+        wall = min(wall, elapsed)
     trials = runs * generations * scenario.n
     absorbed = res.data["absorption_time"].values.ravel()
     lived = np.minimum(np.nan_to_num(absorbed, nan=generations), generations)
     row = {"runs": runs, "generations": generations, "n": scenario.n,
            "scenario": scenario.describe(), "representation": res.data.attrs["representation"],
            "route": res.data.attrs["route"],
-           "wall_s": wall, "walls_s": walls, "loop_s": timings["loop_s"], "trials": trials,
-           "rate_wall": trials / wall, "rate_loop": trials / timings["loop_s"],
+           "wall_s": wall, "walls_s": walls, "trials": trials, "rate_wall": trials / wall,
            "alive": float(lived.mean() / generations)}
     s0 = float(np.sum(p0 ** 2))
     if isinstance(scenario, FullySynthetic):
@@ -308,19 +303,19 @@ def host_profile(p0, scenario, runs: int, generations: int, device: str, top: in
 
 def _checks_at_once(fn):
     """``fn()`` with the fused route reading each check at once, which waits for the device
-    (``torch_loop.LAGGED_CHECKS`` off): the baseline of the lagged checks."""
-    saved = dict(torch_loop.LAGGED_CHECKS)
-    torch_loop.LAGGED_CHECKS.update(cuda=False)
+    (``engine.torch.backend.LAGGED_CHECKS`` off): the baseline of the lagged checks."""
+    saved = dict(torch_engine.LAGGED_CHECKS)
+    torch_engine.LAGGED_CHECKS.update(cuda=False)
     try:
         return fn()
     finally:
-        torch_loop.LAGGED_CHECKS.update(saved)
+        torch_engine.LAGGED_CHECKS.update(saved)
 
 
 def _numpy_row(p0, runs: int, generations: int) -> dict:
     start = time.perf_counter()
-    run_loop(p0, FullySynthetic(N_SAMPLES), n_runs=runs, n_generations=generations, seed=1,
-             metrics=METRICS, threads=1, trajectories="none")
+    simulate(p0=p0, scenario=FullySynthetic(N_SAMPLES), runs=runs, generations=generations,
+             seed=1, metrics=METRICS, threads=1, trajectories="none")
     wall = time.perf_counter() - start
     trials = runs * generations * N_SAMPLES
     return {"runs": runs, "generations": generations, "n": N_SAMPLES, "wall_s": wall,
@@ -331,16 +326,15 @@ def _print_table(report: dict) -> None:
     res = report["results"]
     hardware = report["machine"].get("gpu", report["machine"]["cpu"])
     print(f"\ndevice: {report['device']} ({hardware})")
-    print(f"{'case':52} {'wall s':>8} {'trials/s wall':>14} {'trials/s loop':>14} "
-          f"{'alive':>6} {'eq.6/9 max|z|':>13}")
+    print(f"{'case':52} {'wall s':>8} {'trials/s wall':>14} {'alive':>6} "
+          f"{'eq.6/9 max|z|':>13}")
     for name, row in res.items():
         if not isinstance(row, dict) or "rate_wall" not in row:
             continue
         z = row.get("eq6_max_abs_z", row.get("eq9_max_abs_z"))
         z = f"{z:13.1f}" if z is not None else f"{'':13}"
-        loop = f"{row['rate_loop']:14.3g}" if "rate_loop" in row else f"{'':14}"
         alive = f"{row['alive']:6.0%}" if "alive" in row else f"{'':6}"
-        print(f"{name:52} {row['wall_s']:8.2f} {row['rate_wall']:14.3g} {loop} {alive} {z}")
+        print(f"{name:52} {row['wall_s']:8.2f} {row['rate_wall']:14.3g} {alive} {z}")
     ratios = {}
     if "numpy cpu G=20" in res:
         base = res["numpy cpu G=20"]["rate_wall"]

@@ -5,7 +5,7 @@ launch, and generations between the loop's absorption checks.
     TRITON_INTERPRET=1 python benchmarks/gpu_fused_tuning.py --device cpu --rows 6
                                                                  # the checks only
 
-The kernel (``modelcollapse.torch_backend.fused``) runs one program per row; how many warps a
+The kernel (``modelcollapse.engine.torch.fused``) runs one program per row; how many warps a
 program has and how many generations a launch covers change its speed, not its draws.
 1. Checks, before any timing: every ``num_warps`` gives the same tokens and collapses, and
    the same float metrics to rounding (the order of a sum over a row follows the warps);
@@ -14,8 +14,9 @@ program has and how many generations a launch covers change its speed, not its d
    case of issue 7), with CUDA events, for num_warps ∈ {1, 2, 4, 8} × steps ∈ {1, 8, 32};
    trials/s = rows · n / time. Then the partially synthetic step (a corpus of N = 100, so
    models of 200 tokens) at 32 steps, num_warps ∈ {1, 2, 4}.
-3. The whole loop (``run_loop_torch``), goal case, G = 100, with the absorption check every
-   8 (the default), 16 and 32 generations: a span ends at a check, so this is also the span.
+3. The whole loop (``simulate``, backend torch; the whole call timed), goal case, G = 100,
+   with the absorption check every 8 (the default), 16 and 32 generations: a span ends at a
+   check, so this is also the span.
 Writes DIR/gpu_fused_tuning.json.
 """
 
@@ -27,14 +28,14 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import triton
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
+from modelcollapse.engine import plan as engine_plan
+from modelcollapse.engine.torch import fused
 from modelcollapse.scenarios import FullySynthetic
-from modelcollapse.torch_backend import fused, run_loop_torch
-from modelcollapse.torch_backend import loop as torch_loop
 
 ROWS, N, K = 100_000, 100, 600
 NAMES = ("sigma", "l1_to_first", "collapsed")
@@ -106,30 +107,25 @@ def kernel_times(tokens, first, truth, row_ids, repeats: int) -> list[dict]:
 
 
 def loop_times(dev: torch.device, runs: int) -> list[dict]:
-    p0 = np.atleast_2d(target_distribution(K, K, 1.5 / K, seed=0))
+    p0 = target_distribution(K, K, 1.5 / K, seed=0)
+    kw = dict(p0=p0, scenario=FullySynthetic(N), backend="torch", seed=1, metrics=NAMES,
+              device=str(dev), trajectories="none", progress=False)
     rows = []
-    default = torch_loop.CHECK_EVERY[dev.type]
+    default = engine_plan.CHECK_EVERY["torch"]
     try:
         for every in (default, 16, 32):
-            torch_loop.CHECK_EVERY[dev.type] = every
-            run_loop_torch(p0, FullySynthetic(N), n_runs=min(runs, 2000), n_generations=3,
-                           entropy=1, names=NAMES, device=dev, progress=False)
-            timings: dict = {}
+            engine_plan.CHECK_EVERY["torch"] = every
+            simulate(runs=min(runs, 2000), generations=3, **kw)
             start = time.perf_counter()
-            result = run_loop_torch(p0, FullySynthetic(N), n_runs=runs, n_generations=100,
-                                    entropy=1, names=NAMES, device=dev, progress=False,
-                                    timings=timings)
+            result = simulate(runs=runs, generations=100, **kw)
             wall = time.perf_counter() - start
             trials = runs * 100 * N
             rows.append({"check_every": every, "route": result.data.attrs["route"],
-                         "wall_s": wall, "loop_s": timings["loop_s"],
-                         "trials_per_s_wall": trials / wall,
-                         "trials_per_s_loop": trials / timings["loop_s"]})
-            print(f"check every {every:>2}: wall {wall:.3f} s ({trials / wall:.2e} trials/s), "
-                  f"loop {timings['loop_s']:.3f} s ({trials / timings['loop_s']:.2e})",
+                         "wall_s": wall, "trials_per_s_wall": trials / wall})
+            print(f"check every {every:>2}: wall {wall:.3f} s ({trials / wall:.2e} trials/s)",
                   flush=True)
     finally:
-        torch_loop.CHECK_EVERY[dev.type] = default
+        engine_plan.CHECK_EVERY["torch"] = default
     return rows
 
 

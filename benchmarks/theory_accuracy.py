@@ -17,13 +17,16 @@ import math
 
 import numpy as np
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution, uniform_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import MostRecent, PartiallySynthetic
-from modelcollapse.theory.budget import synthetic_budget
-from modelcollapse.theory.mixed import effective_population, most_recent_collapse_prediction
-from modelcollapse.theory.paper import log_theorem3_bound
-from modelcollapse.theory.partial import expected_l1_deviation
+from modelcollapse.theory import (
+    effective_population,
+    expected_l1_to_first,
+    log_theorem3_bound,
+    most_recent_collapse_prediction,
+    synthetic_budget,
+)
 
 P0_SEED = 0
 
@@ -39,17 +42,17 @@ def partial_table(runs: int, seed: int) -> str:
              ((52, 0.1), 500, 100), ((22, 0.5), 100, 100), ((22, 0.5), 10, 1000)]
     for (support, S0), n, N in cases:
         p0 = target_distribution(600, support, S0, seed=P0_SEED)
-        res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=runs, n_generations=20,
+        res = simulate(p0=p0, scenario=PartiallySynthetic(n=n, N=N), runs=runs, generations=20,
                        seed=seed, metrics=("l1_to_first",), trajectories="none",
                        progress=False)
         means, ses = res.mean("l1_to_first")
         for m in (2, 20):
             mean, se = means[m], ses[m]
-            ex = expected_l1_deviation(p0, n, N, m, method="exact")
-            auto = expected_l1_deviation(p0, n, N, m).value
-            beta = expected_l1_deviation(p0, n, N, m, method="beta").value
-            gauss = expected_l1_deviation(p0, n, N, m, method="gaussian").value
-            bound3 = math.exp(log_theorem3_bound(n, N, 600))
+            ex = expected_l1_to_first(p0, n=n, N=N, m=m, method="exact")
+            auto = expected_l1_to_first(p0, n=n, N=N, m=m).value
+            beta = expected_l1_to_first(p0, n=n, N=N, m=m, method="beta").value
+            gauss = expected_l1_to_first(p0, n=n, N=N, m=m, method="gaussian").value
+            bound3 = math.exp(log_theorem3_bound(p0, n=n, N=N))
             lines.append(
                 f"| s̃={support}, S0={S0:.3g} | {n} | {N} | {m} | {mean:.4f} ± {se:.4f} | "
                 f"{ex.value:.4f} | {auto:.4f} | {beta:.4f} ({100 * (beta / ex.value - 1):+.1f} %)"
@@ -63,14 +66,16 @@ def most_recent_table(runs: int, seed: int) -> str:
     lines = ["| n | K | n_e | n(K+1)²/4 | simulated absorption ± se | prediction (rel. err.) | "
              "simulated first Dirac T ± se |", "|---|---|---|---|---|---|---|"]
     for n, K in ((10, 2), (10, 5), (10, 10), (20, 5), (40, 4), (60, 3)):
-        pred = most_recent_collapse_prediction(p0, n, K)
-        res = run_loop(p0, MostRecent(n=n, K=K), n_runs=runs, n_generations=int(8 * pred),
-                       seed=seed, metrics=(), trajectories="none", progress=False)
+        pred = most_recent_collapse_prediction(p0, n=n, K=K)
+        res = simulate(p0=p0, scenario=MostRecent(n=n, K=K), runs=runs,
+                       generations=int(8 * pred), seed=seed, metrics=(), trajectories="none",
+                       progress=False)
         absorbed = res.data["absorption_time"].values.ravel()
         first = res.data["collapse_time"].values.ravel()
         a, a_se = _mean_se(absorbed[~np.isnan(absorbed)])
         t, t_se = _mean_se(first[~np.isnan(first)])
-        lines.append(f"| {n} | {K} | {effective_population(MostRecent(n=n, K=K)):.1f} | "
+        n_e = effective_population(scenario=MostRecent(n=n, K=K))
+        lines.append(f"| {n} | {K} | {n_e:.1f} | "
                      f"{n * (K + 1) ** 2 / 4:.1f} | {a:.1f} ± {a_se:.1f} | {pred:.1f} "
                      f"({100 * (pred / a - 1):+.1f} %) | {t:.1f} ± {t_se:.1f} |")
     return "\n".join(lines)
@@ -84,7 +89,7 @@ def budget_table(runs: int, seed: int) -> str:
              ("s̃=52, S0=0.1", target_distribution(600, 52, 0.1, seed=P0_SEED), 1000, 0.05, 10),
              ("uniform 600", uniform_distribution(600), 100_000, 0.1, None)]
     for name, p0, N, eps, m in cases:
-        r = synthetic_budget(p0, N, eps, generations=m, n_runs=runs, seed=seed)
+        r = synthetic_budget(p0, N=N, epsilon=eps, m=m, n_runs=runs, seed=seed)
         sims = [f"{s.mean:.4f} ± {s.se:.4f} ({s.z:+.1f})" for s in r.simulation] or ["—", "—"]
         pred = "unlimited" if r.n_prediction is None else str(r.n_prediction)
         lines.append(f"| {name} | {N} | {eps} | {m if m is not None else 'all'} | {r.n_eq11} | "

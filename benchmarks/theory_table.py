@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from modelcollapse import simulate as run_simulation
 from modelcollapse.distributions import PAPER_FIG2_PAIRS, target_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import FullySynthetic
-from modelcollapse.theory.diffusion import collapse_time_prediction, littler_collapse_time
-from modelcollapse.theory.genealogy import collapse_time_law
-from modelcollapse.theory.paper import collapse_time_bounds
+from modelcollapse.theory import collapse_time_bounds, collapse_time_law, collapse_time_prediction
 
 #: Seed of every p(0) in the table (the same as the verification suite's).
 P0_SEED = 0
@@ -35,8 +33,8 @@ def simulate(p0: np.ndarray, n: int, runs: int, horizon: int,
              seed: int) -> tuple[float, float, int]:
     """Mean and se of T over ``runs`` runs; runs still alive at ``horizon`` are counted at
     horizon + 1 and reported (the horizon leaves P(T > horizon) ≤ 1e-7 by the exact law)."""
-    res = run_loop(p0, FullySynthetic(n=n), n_runs=runs, n_generations=horizon, seed=seed,
-                   metrics=(), trajectories="none", progress=False)
+    res = run_simulation(p0=p0, scenario=FullySynthetic(n=n), runs=runs, generations=horizon,
+                         seed=seed, metrics=(), trajectories="none", progress=False)
     T = res.data["collapse_time"].values.ravel()
     censored = int(np.isnan(T).sum())
     T = np.where(np.isnan(T), horizon + 1, T)
@@ -48,16 +46,17 @@ def rows(runs: int, seed: int) -> list[dict]:
     for k, (S0, support) in enumerate(PAPER_FIG2_PAIRS):
         p0 = target_distribution(600, support, S0, seed=P0_SEED)
         for j, n in enumerate(SIZES):
-            law = collapse_time_law(p0, n)
+            law = collapse_time_law(p0, n=n)
             horizon = int(law.quantile(1 - 1e-7))
             start = time.perf_counter()
             mean, se, censored = simulate(p0, n, runs, horizon, seed + 100 * k + j)
-            lower, upper = collapse_time_bounds(S0, support, n)
+            lower, upper = collapse_time_bounds(p0, n=n)
             out.append({
                 "S0": S0, "support": support, "n": n, "sim_mean": mean, "sim_se": se,
                 "censored": censored, "lower_eq8": lower, "upper_eq8": upper,
-                "exact": float(law.mean), "littler": float(littler_collapse_time(p0, n)),
-                "prediction": float(collapse_time_prediction(p0, n)),
+                "exact": float(law.mean),
+                "littler": float(collapse_time_prediction(p0, n=n, method="littler")),
+                "prediction": float(collapse_time_prediction(p0, n=n)),
                 "seconds": time.perf_counter() - start,
             })
     return out

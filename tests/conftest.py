@@ -49,17 +49,17 @@ def device_memory_for(monkeypatch):
     error, simulated)."""
     import torch
 
-    from modelcollapse.torch_backend import loop as torch_loop
+    from modelcollapse.engine import loop as engine_loop
 
-    advance = torch_loop._ChunkLoop._advance
+    advance = engine_loop._ChunkLoop.advance
 
     def limit(rows: int, generation: int) -> None:
         def tight(self, m, collapsed, dirac):
-            if m == generation and self.record.rows > rows:
+            if m == generation and self.chunk.record_on_device.rows > rows:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
             return advance(self, m, collapsed, dirac)
 
-        monkeypatch.setattr(torch_loop._ChunkLoop, "_advance", tight)
+        monkeypatch.setattr(engine_loop._ChunkLoop, "advance", tight)
 
     return limit
 

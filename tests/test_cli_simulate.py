@@ -117,7 +117,9 @@ def test_p0_file(tmp_path, capsys):
     (("--config", "missing.toml"), "'config' must name an existing TOML file"),
     (("--generations", "ten"), "is not a valid integer"),
     (("--threads", "0"), "Invalid value for '--threads'"),
-    (("--representation", "counts"), "'representation' 'counts' needs backend 'torch'"),
+    (("--device", "cuda"), "'device' 'cuda' needs backend 'torch'"),
+    (("--representation", "counts", "--scenario", "random-pool"),
+     "needs the order of the tokens"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, message):
     good = tmp_path / "p.txt"
@@ -153,17 +155,34 @@ def test_result_roundtrip_zarr_and_netcdf(tmp_path):
     assert Result.load(tmp_path / "r.zarr").seed_entropy == 4
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("representation", ["tokens", "counts"])
-def test_torch_representation_is_chosen_from_the_command_line(tmp_path, capsys, representation):
-    pytest.importorskip("torch")
+def test_representation_is_chosen_from_the_command_line(tmp_path, capsys, backend,
+                                                        representation):
+    if backend == "torch":
+        pytest.importorskip("torch")
     out = tmp_path / representation
-    code, _, err = run(capsys, "simulate", "--backend", "torch", "--representation",
+    code, _, err = run(capsys, "simulate", "--backend", backend, "--representation",
                        representation, "--runs", "20", "--generations", "6", "--seed", "3",
                        "--out", str(out))
     assert code == 0, err
     data = Result.load(out / "result.zarr").data
     assert data.attrs["representation"] == representation
+    assert data.attrs["backend"] == backend
     assert json.loads(data.attrs["spec"])["representation"] == representation
+
+
+def test_explain_prints_the_plan_and_simulates_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "simulate", "--explain", "--vocab", "2", "--support", "2",
+                            "--S0", "0.9", "--n", "10000", "--runs", "50", "--seed", "3",
+                            "--out", str(out))
+    assert code == 0, err
+    plan = dict(line.split(None, 1) for line in stdout.splitlines())
+    assert plan["representation"] == "counts"  # 10⁴ draws over a live support of 2
+    assert plan["backend"] == "numpy" and plan["n_runs"] == "50"
+    assert plan["entropy"] == "3"
+    assert not out.exists()
 
 
 def test_counts_for_a_scenario_that_needs_token_order_is_refused(tmp_path, capsys):

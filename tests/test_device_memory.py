@@ -14,17 +14,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from modelcollapse import simulate  # noqa: E402
+from modelcollapse.engine import plan as engine_plan  # noqa: E402
 from modelcollapse.metrics import resolve_metrics  # noqa: E402
 from modelcollapse.rng import RUN_BLOCK  # noqa: E402
 from modelcollapse.scenarios import FullySynthetic  # noqa: E402
-from modelcollapse.torch_backend import loop as torch_loop  # noqa: E402
-from modelcollapse.torch_backend import run_loop_torch  # noqa: E402
 from result_tables import assert_same_result, full  # noqa: E402
 
 
 def _run(p0, runs, **kw):
-    return run_loop_torch(p0, FullySynthetic(4), n_runs=runs, n_generations=12, entropy=3,
-                          names=resolve_metrics(None), progress=False, kept_runs=runs, **kw)
+    return simulate(p0=p0, scenario=FullySynthetic(4), runs=runs, generations=12,
+                    backend="torch", seed=3, metrics=resolve_metrics(None), progress=False,
+                    trajectories=runs, **kw)
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def p0_two_contexts(p0_small):
 def test_out_of_memory_runs_again_in_smaller_chunks(p0_two_contexts, monkeypatch,
                                                    device_memory_for):
     # Absorbed runs dropped (settled in the chunk's sums) before the failure.
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, "cpu", 2)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", 2)
     runs = 3 * RUN_BLOCK
     reference = _run(p0_two_contexts, runs)
     device_memory_for(RUN_BLOCK * 2, generation=5)  # one run block of two contexts fits

@@ -1,19 +1,19 @@
-"""The compiled partially synthetic route (fixed_corpus.py) and the draws it shares with the
-generic loop: positions, inverse-CDF draws from p(0), thread count."""
+"""The compiled partially synthetic route (engine/numpy/fixed_corpus.py) and the draws it
+shares with the generic loop: positions, inverse-CDF draws from p(0), thread count."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from modelcollapse import _kernels, sampling
+from modelcollapse import simulate
 from modelcollapse._system import THREADS_VARIABLE, loop_threads
-from modelcollapse.loop import run_loop
+from modelcollapse.engine.numpy import kernels, sampling
 from modelcollapse.metrics import METRICS
 from modelcollapse.rng import RUN_BLOCK, block_generator
 from modelcollapse.scenarios import PartiallySynthetic
 from result_tables import assert_same_result, full
 
-needs_numba = pytest.mark.skipif(not _kernels.AVAILABLE, reason="numba is not installed")
+needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
 FLOAT_METRICS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy")
 EXACT = ("collapsed", "support", "collapse_time", "absorption_time", "absorbed_token")
 
@@ -50,10 +50,11 @@ def test_compiled_route_equals_numpy_route(p0_with_dirac_context, stop, metrics)
     # The numpy route fits every generation from counts; the compiled one runs rows through
     # all generations. Same draws, so same models: metrics to rounding, integer facts exactly.
     scenario = PartiallySynthetic(4, 6)
-    kwargs = dict(n_runs=RUN_BLOCK + 13, n_generations=25, seed=11, metrics=metrics,
+    kwargs = dict(runs=RUN_BLOCK + 13, generations=25, seed=11, metrics=metrics,
                   stop_when_absorbed=stop)
-    a = run_loop(p0_with_dirac_context, scenario, compiled=True, **kwargs)
-    b = run_loop(p0_with_dirac_context, scenario, compiled=False, **kwargs)
+    a = simulate(p0=p0_with_dirac_context, scenario=scenario, compiled=True, **kwargs)
+    b = simulate(p0=p0_with_dirac_context, scenario=scenario, compiled=False, **kwargs)
+    assert (a.data.attrs["route"], b.data.attrs["route"]) == ("fixed-corpus", "numpy")
     assert_same(a, b)
     # The concentrated context's corpus is sometimes all one token: its models then collapse.
     assert np.isfinite(full(a)["collapse_time"].values[:, 1]).any()
@@ -64,8 +65,10 @@ def test_compiled_route_equals_numpy_route(p0_with_dirac_context, stop, metrics)
 @pytest.mark.parametrize("generations", [1, 2, 3])
 def test_compiled_route_at_the_first_generations(p0_small, generations):
     scenario = PartiallySynthetic(3, 5)
-    a = run_loop(p0_small, scenario, n_runs=50, n_generations=generations, seed=2, compiled=True)
-    b = run_loop(p0_small, scenario, n_runs=50, n_generations=generations, seed=2, compiled=False)
+    a = simulate(p0=p0_small, scenario=scenario, runs=50, generations=generations, seed=2,
+                 compiled=True)
+    b = simulate(p0=p0_small, scenario=scenario, runs=50, generations=generations, seed=2,
+                 compiled=False)
     assert_same(a, b)
 
 
@@ -73,10 +76,10 @@ def test_compiled_route_at_the_first_generations(p0_small, generations):
 def test_compiled_route_is_independent_of_threads_and_chunks(p0_fig6):
     scenario = PartiallySynthetic(10, 100)
     runs = 3 * RUN_BLOCK + 5
-    one = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=1)
-    two = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=2)
-    chunked = run_loop(p0_fig6, scenario, n_runs=runs, n_generations=40, seed=5, threads=2,
-                       chunk_runs=2 * RUN_BLOCK)
+    one = simulate(p0=p0_fig6, scenario=scenario, runs=runs, generations=40, seed=5, threads=1)
+    two = simulate(p0=p0_fig6, scenario=scenario, runs=runs, generations=40, seed=5, threads=2)
+    chunked = simulate(p0=p0_fig6, scenario=scenario, runs=runs, generations=40, seed=5,
+                       threads=2, chunk_runs=2 * RUN_BLOCK)
     for other in (two, chunked):
         assert_same_result(one, other)
 
@@ -84,12 +87,13 @@ def test_compiled_route_is_independent_of_threads_and_chunks(p0_fig6):
 @needs_numba
 def test_many_generations_span_several_draw_calls(p0_small, monkeypatch):
     # Positions are drawn a slab of generations at a time; the slab size must not matter.
-    from modelcollapse import fixed_corpus
+    from modelcollapse.engine.numpy import fixed_corpus
 
     scenario = PartiallySynthetic(3, 5)
-    a = run_loop(p0_small, scenario, n_runs=40, n_generations=30, seed=8)
+    a = simulate(p0=p0_small, scenario=scenario, runs=40, generations=30, seed=8)
     monkeypatch.setattr(fixed_corpus, "DRAWS_PER_CALL", 40 * 3 * 4)
-    b = run_loop(p0_small, scenario, n_runs=40, n_generations=30, seed=8)
+    b = simulate(p0=p0_small, scenario=scenario, runs=40, generations=30, seed=8)
+    assert a.data.attrs["route"] == b.data.attrs["route"] == "fixed-corpus"
     assert_same(a, b)
 
 
@@ -165,19 +169,20 @@ def test_loop_threads(monkeypatch):
         loop_threads(None)
 
 
-def test_run_loop_rejects_bad_threads(p0_small):
+def test_simulate_rejects_bad_threads(p0_small):
     with pytest.raises(ValueError, match="'threads' parameter"):
-        run_loop(p0_small, PartiallySynthetic(3, 5), n_runs=5, n_generations=3, threads=0)
+        simulate(p0=p0_small, scenario=PartiallySynthetic(3, 5), runs=5, generations=3,
+                 threads=0)
 
 
 @needs_numba
 def test_an_error_in_one_block_reaches_the_caller(p0_small, monkeypatch):
-    from modelcollapse import fixed_corpus
+    from modelcollapse.engine.numpy import fixed_corpus
 
     def broken(*args, **kwargs):
         raise RuntimeError("block failed")
 
-    monkeypatch.setattr(fixed_corpus._kernels, "fixed_corpus_loop", broken)
+    monkeypatch.setattr(fixed_corpus.kernels, "fixed_corpus_loop", broken)
     with pytest.raises(RuntimeError, match="block failed"):
-        run_loop(p0_small, PartiallySynthetic(3, 5), n_runs=3 * RUN_BLOCK, n_generations=4,
-                 seed=1, threads=2)
+        simulate(p0=p0_small, scenario=PartiallySynthetic(3, 5), runs=3 * RUN_BLOCK,
+                 generations=4, seed=1, threads=2)

@@ -25,7 +25,7 @@ _OTHER_API = 3
 _COMPILE = r"""
 import json, sys
 import triton
-from modelcollapse.torch_backend import fused
+from modelcollapse.engine.torch import fused
 other_api = int(sys.argv[2])
 try:
     from triton.backends.compiler import GPUTarget

@@ -1,4 +1,4 @@
-"""The fused spans of the fully and partially synthetic loops (torch_backend.fused) against
+"""The fused spans of the fully and partially synthetic loops (engine.torch.fused) against
 independent truth.
 
 Without a CUDA device the kernel runs in Triton's interpreter (conftest sets it up), which
@@ -24,11 +24,14 @@ from scipy import stats
 
 torch = pytest.importorskip("torch")
 
+from modelcollapse import simulate  # noqa: E402
+from modelcollapse.engine import plan as engine_plan  # noqa: E402
+from modelcollapse.engine.torch import backend as torch_engine  # noqa: E402
+from modelcollapse.engine.torch import fused  # noqa: E402
+from modelcollapse.engine.torch.metrics import CountScratch, Truth, sparse_metrics  # noqa: E402
 from modelcollapse.metrics import resolve_metrics  # noqa: E402
 from modelcollapse.scenarios import FullySynthetic, MostRecent, PartiallySynthetic  # noqa: E402
 from modelcollapse.theory.paper import expected_sigma_partial  # noqa: E402
-from modelcollapse.torch_backend import fused, run_loop_torch  # noqa: E402
-from modelcollapse.torch_backend.metrics import CountScratch, Truth, sparse_metrics  # noqa: E402
 from result_tables import assert_same_result, full  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -182,9 +185,9 @@ def test_a_span_equals_its_generations_one_at_a_time(real):
 
 
 def _loop(p0, n, runs, generations, **kw):
-    return run_loop_torch(np.atleast_2d(p0), FullySynthetic(n), n_runs=runs,
-                          n_generations=generations, entropy=5, names=ALL, device=DEVICE,
-                          fused=True, kept_runs=runs, **kw)
+    return simulate(p0=p0, scenario=FullySynthetic(n), runs=runs, generations=generations,
+                    backend="torch", seed=5, metrics=ALL, device=DEVICE.type, fused=True,
+                    trajectories=runs, **kw)
 
 
 def test_fused_loop_follows_theorem1_and_absorbs(p0_small):
@@ -209,16 +212,14 @@ def test_fused_collapse_times_and_sigma_match_the_numpy_engine(p0_small):
     """The fused route and the numpy engine draw different numbers and must agree in
     distribution: collapse times T and σ_3 by two-sample tests (chi-square on pooled-quantile
     bins, Kolmogorov–Smirnov)."""
-    from modelcollapse.loop import run_loop
-
     # The interpreter runs a program-generation in milliseconds: few runs on a CPU.
     n, runs, generations = 5, 250 if not CUDA else 20_000, 80
-    fused_result = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(n), n_runs=runs,
-                                  n_generations=generations, entropy=5,
-                                  names=("sigma", "collapsed"), device=DEVICE, fused=True,
-                                  kept_runs=runs)
-    numpy_result = run_loop(p0_small, FullySynthetic(n), n_runs=runs, n_generations=generations,
-                            seed=9, metrics=("sigma",))
+    fused_result = simulate(p0=p0_small, scenario=FullySynthetic(n), runs=runs,
+                            generations=generations, backend="torch", seed=5,
+                            metrics=("sigma", "collapsed"), device=DEVICE.type, fused=True,
+                            trajectories=runs)
+    numpy_result = simulate(p0=p0_small, scenario=FullySynthetic(n), runs=runs,
+                            generations=generations, seed=9, metrics=("sigma",))
     t_fused = full(fused_result)["collapse_time"].values.ravel()
     t_numpy = full(numpy_result)["collapse_time"].values.ravel()
     assert np.isfinite(t_fused).all() and np.isfinite(t_numpy).all()
@@ -234,21 +235,18 @@ def test_fused_partially_synthetic_loop_follows_theorem2_and_numpy(p0_small):
     (|z| < 4), and σ_3 and σ_12 against the numpy engine by two-sample chi-square. Models
     are n + N = 7 tokens: the fixed corpus of N = 3 and n = 4 draws (at m = 2 from the
     corpus alone)."""
-    from modelcollapse.loop import run_loop
-
     n, N, runs, generations = 4, 3, 300 if not CUDA else 20_000, 12
     scenario = PartiallySynthetic(n, N)
-    fused_result = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=runs,
-                                  n_generations=generations, entropy=6,
-                                  names=("sigma", "collapsed"), device=DEVICE, fused=True,
-                                  kept_runs=runs)
+    fused_result = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=generations,
+                            backend="torch", seed=6, metrics=("sigma", "collapsed"),
+                            device=DEVICE.type, fused=True, trajectories=runs)
     assert fused_result.data.attrs["route"] == "fused"
     mean, se = fused_result.mean("sigma")
     s0 = float(np.sum(p0_small ** 2))
     for m in range(1, generations + 1):
         z = (mean[m] - expected_sigma_partial(s0, n, N, m)) / se[m]
         assert abs(z) < Z_MAX, (m, mean[m], z)
-    numpy_result = run_loop(p0_small, scenario, n_runs=runs, n_generations=generations,
+    numpy_result = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=generations,
                             seed=9, metrics=("sigma",))
     for m in (3, generations):
         sigma_fused = full(fused_result)["sigma"].values.reshape(runs, -1)[:, m]
@@ -287,13 +285,11 @@ def test_spans_and_drops_keep_every_value(p0_small, monkeypatch, lagged):
     stopped runs keep their metrics in every later generation, and the results equal those
     of a run that never stops (the fused route draws by global row, so both see the same
     numbers)."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
+    monkeypatch.setitem(torch_engine.LAGGED_CHECKS, DEVICE.type, lagged)
     runs = 40
-    monkeypatch.setattr(torch_loop, "SPAN_GENERATIONS", 3)
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
-    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)  # drop at every check
+    monkeypatch.setattr(torch_engine, "SPAN_GENERATIONS", 3)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", 2)
+    monkeypatch.setattr(torch_engine, "FUSED_DROP_SHARE", 0.0)  # drop at every check
     kept = _loop(p0_small, 4, runs, 11, stop_when_absorbed=False)
     dropped = _loop(p0_small, 4, runs, 11)
     assert np.isfinite(full(dropped)["absorption_time"].values).any()
@@ -306,11 +302,9 @@ def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, sh
     """Absorbed runs are dropped at once (share 0) or only once they are half the runs, at
     the check that sees them or at the next (lagged); every value equals that of a loop that
     never drops any."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
-    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", share)
+    monkeypatch.setitem(torch_engine.LAGGED_CHECKS, DEVICE.type, lagged)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", 2)
+    monkeypatch.setattr(torch_engine, "FUSED_DROP_SHARE", share)
     # With n = 10, 55% of runs are absorbed by generation 13 (numpy engine, 4000 runs): 30
     # runs hold both kinds on every device's draws, bar a chance below 1e-7.
     kept = _loop(p0_small, 10, 30, 13, stop_when_absorbed=False)
@@ -324,15 +318,13 @@ def test_when_runs_are_dropped_does_not_change_results(p0_small, monkeypatch, sh
 def test_partially_synthetic_runs_settle_only_on_a_dirac_p0(p0_small, monkeypatch, lagged):
     """With a corpus only a context whose p(0) is a Dirac mass settles (at generation 1, into
     that token); dropping those runs, at once or a span late, changes no value."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
-    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
+    monkeypatch.setitem(torch_engine.LAGGED_CHECKS, DEVICE.type, lagged)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", 2)
+    monkeypatch.setattr(torch_engine, "FUSED_DROP_SHARE", 0.0)
     p0 = np.stack([np.eye(p0_small.size)[3], p0_small])
-    results = [run_loop_torch(p0, PartiallySynthetic(3, 2), n_runs=20, n_generations=7,
-                              entropy=8, names=ALL, device=DEVICE, fused=True, kept_runs=20,
-                              stop_when_absorbed=stop) for stop in (False, True)]
+    results = [simulate(p0=p0, scenario=PartiallySynthetic(3, 2), runs=20, generations=7,
+                        backend="torch", seed=8, metrics=ALL, device=DEVICE.type, fused=True,
+                        trajectories=20, stop_when_absorbed=stop) for stop in (False, True)]
     assert_same_result(*results)
     data = full(results[1])
     assert np.all(data["absorption_time"].values[:, 0] == 1)
@@ -345,20 +337,18 @@ def test_lagged_checks_drop_the_runs_settled_one_check_before(p0_small, monkeypa
     """Read one span late, each check drops the runs the check before saw settled: every
     span simulates as many rows as the span before it did when checks are read at once, and
     the lagged loop, which learns one span late that every run stopped, runs one span more."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, DEVICE.type, 2)
-    monkeypatch.setattr(torch_loop, "FUSED_DROP_SHARE", 0.0)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", 2)
+    monkeypatch.setattr(torch_engine, "FUSED_DROP_SHARE", 0.0)
     rows_per_span = {}
     for lagged in (False, True):
-        monkeypatch.setitem(torch_loop.LAGGED_CHECKS, DEVICE.type, lagged)
+        monkeypatch.setitem(torch_engine.LAGGED_CHECKS, DEVICE.type, lagged)
         spans = rows_per_span[lagged] = []
 
         def counting(tokens, *args, spans=spans, **kwargs):
             spans.append(tokens.shape[0])
             return fused.fused_steps(tokens, *args, **kwargs)
 
-        monkeypatch.setattr(torch_loop, "fused_steps", counting)
+        monkeypatch.setattr(torch_engine, "fused_steps", counting)
         result = _loop(p0_small, 2, 30, 40)
         assert np.isfinite(full(result)["absorption_time"].values).all()  # all stop early
     at_once, late = rows_per_span[False], rows_per_span[True]
@@ -369,37 +359,35 @@ def test_lagged_checks_drop_the_runs_settled_one_check_before(p0_small, monkeypa
 def test_a_span_keeps_only_the_model_it_ends_with(p0_small):
     """The history lets go of every model no later generation trains on, also when spans
     store one model per several generations."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
     seen = []
-    original = torch_loop._ChunkLoop._fused_span
+    original = torch_engine.TorchChunk.span
 
-    def spy(self, m, last):
-        original(self, m, last)
+    def spy(self, loop, m, last):
+        original(self, loop, m, last)
         seen.append(sorted(self.history._models))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch_loop._ChunkLoop, "_fused_span", spy)
+        patch.setattr(torch_engine.TorchChunk, "span", spy)
         _loop(p0_small, 40, 6, 20)
     assert seen == [[8], [16], [20]]
 
 
 def test_generic_route_without_fused(p0_small):
-    res = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(5), n_runs=10,
-                         n_generations=3, entropy=5, names=ALL, device=DEVICE, fused=False)
+    res = simulate(p0=p0_small, scenario=FullySynthetic(5), runs=10, generations=3,
+                   backend="torch", seed=5, metrics=ALL, device=DEVICE.type, fused=False,
+                   trajectories="none")
     assert res.data.attrs["route"] == "generic"
 
 
 def test_fused_argument_is_validated(p0_small):
-    p0 = np.atleast_2d(p0_small)
+    kw = dict(runs=4, generations=2, backend="torch", seed=0, metrics=ALL, device=DEVICE.type,
+              fused=True, trajectories="none")
     for scenario in (MostRecent(5, 2), FullySynthetic(fused.MAX_N + 1),
                      PartiallySynthetic(fused.MAX_N - 9, 10)):
         with pytest.raises(ValueError, match="fully and partially synthetic"):
-            run_loop_torch(p0, scenario, n_runs=4, n_generations=2, entropy=0, names=ALL,
-                           device=DEVICE, fused=True)
+            simulate(p0=p0_small, scenario=scenario, **kw)
     with pytest.raises(ValueError, match="as counts"):
-        run_loop_torch(p0, FullySynthetic(5), n_runs=4, n_generations=2, entropy=0,
-                       names=ALL, device=DEVICE, fused=True, representation="counts")
+        simulate(p0=p0_small, scenario=FullySynthetic(5), representation="counts", **kw)
 
 
 @pytest.mark.cuda
@@ -407,8 +395,8 @@ def test_fused_argument_is_validated(p0_small):
 @pytest.mark.parametrize("scenario", [FullySynthetic(5), PartiallySynthetic(4, 3)],
                          ids=lambda s: s.describe())
 def test_cuda_picks_the_fused_route(p0_small, scenario):
-    res = run_loop_torch(np.atleast_2d(p0_small), scenario, n_runs=10, n_generations=3,
-                         entropy=5, names=ALL, device="cuda")
+    res = simulate(p0=p0_small, scenario=scenario, runs=10, generations=3, backend="torch",
+                   seed=5, metrics=ALL, device="cuda", trajectories="none")
     assert res.data.attrs["route"] == "fused"
 
 
@@ -419,26 +407,24 @@ def test_cuda_checks_and_drops_do_not_wait_for_the_device(p0_small):
     device a fixed number of times per loop (the first generation, the end), not at checks:
     torch's sync debug mode counts the same synchronising calls at 3 checks as at 11, though
     the longer loop drops runs at several of them."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    assert torch_loop.LAGGED_CHECKS["cuda"]
-    run = functools.partial(run_loop_torch, np.atleast_2d(p0_small), FullySynthetic(30),
-                            n_runs=20_000, entropy=3, names=("sigma", "l1_to_first"),
-                            device="cuda")
-    run(n_generations=8)  # compiles the kernel
+    assert torch_engine.LAGGED_CHECKS["cuda"]
+    run = functools.partial(simulate, p0=p0_small, scenario=FullySynthetic(30), runs=20_000,
+                            backend="torch", seed=3, metrics=("sigma", "l1_to_first"),
+                            device="cuda", trajectories="none")
+    run(generations=8)  # compiles the kernel
     syncs = {}
     for generations in (24, 88):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                result = run(n_generations=generations)
+                result = run(generations=generations)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         # Where each one was called from, so that a failure names the calls to look at.
         syncs[generations] = collections.Counter(
             f"{os.path.basename(w.filename)}:{w.lineno}" for w in caught
             if "called a synchronizing CUDA operation" in str(w.message))
-    absorbed = np.isfinite(full(result)["absorption_time"].values)
+    absorbed = np.isfinite(result.data["absorption_time"].values)
     assert 0.1 < absorbed.mean() < 1.0
     assert syncs[88] == syncs[24], syncs

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from modelcollapse.loop import History, run_loop
+from modelcollapse import simulate
+from modelcollapse.engine.numpy.history import TokenHistory
+from modelcollapse.engine.numpy.sampling import RowStreams
 from modelcollapse.rng import RUN_BLOCK
-from modelcollapse.sampling import RowStreams
 from modelcollapse.scenarios import (
     Accumulate,
     AccumulateSubsample,
@@ -30,9 +31,10 @@ IDS = [s.name + str(i) for i, s in enumerate(ALL)]
 @pytest.mark.parametrize("scenario", ALL, ids=IDS)
 def test_same_seed_same_result_and_chunking_invariance(scenario, p0_small):
     runs = 2 * RUN_BLOCK + 37
-    a = run_loop(p0_small, scenario, n_runs=runs, n_generations=15, seed=3)
-    b = run_loop(p0_small, scenario, n_runs=runs, n_generations=15, seed=3, chunk_runs=RUN_BLOCK)
-    c = run_loop(p0_small, scenario, n_runs=runs, n_generations=15, seed=4)
+    a = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=15, seed=3)
+    b = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=15, seed=3,
+                 chunk_runs=RUN_BLOCK)
+    c = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=15, seed=4)
     for name in ("sigma", "l1_to_first", "entropy", "collapse_time", "absorbed_token"):
         assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True), name
     assert not np.array_equal(full(a)["sigma"].values, full(c)["sigma"].values)
@@ -40,7 +42,7 @@ def test_same_seed_same_result_and_chunking_invariance(scenario, p0_small):
 
 @pytest.mark.parametrize("scenario", ALL, ids=IDS)
 def test_metrics_stay_on_the_simplex(scenario, p0_small):
-    res = run_loop(p0_small, scenario, n_runs=300, n_generations=25, seed=5)
+    res = simulate(p0=p0_small, scenario=scenario, runs=300, generations=25, seed=5)
     ds = full(res)
     sigma, sup, support = ds["sigma"].values, ds["sup"].values, ds["support"].values
     assert np.all((sigma >= 1 / 5 - 1e-12) & (sigma <= 1 + 1e-12))
@@ -54,7 +56,7 @@ def test_metrics_stay_on_the_simplex(scenario, p0_small):
 
 
 def test_collapse_is_absorbing_in_the_fully_synthetic_loop(p0_small):
-    res = run_loop(p0_small, FullySynthetic(5), n_runs=400, n_generations=60, seed=6,
+    res = simulate(p0=p0_small, scenario=FullySynthetic(5), runs=400, generations=60, seed=6,
                    stop_when_absorbed=False)
     ds = full(res)
     collapsed = ds["collapsed"].values[:, 0, :]
@@ -73,7 +75,7 @@ def test_collapse_is_absorbing_in_the_fully_synthetic_loop(p0_small):
 
 def test_stopping_early_fills_exactly_what_running_on_would_give(p0_small):
     # Stopped runs leave the batch; the filled-in metrics must equal those of a Dirac mass.
-    res = run_loop(p0_small, FullySynthetic(5), n_runs=300, n_generations=80, seed=7)
+    res = simulate(p0=p0_small, scenario=FullySynthetic(5), runs=300, generations=80, seed=7)
     ds = full(res)
     for run in range(300):
         t = ds["collapse_time"].values[run, 0]
@@ -87,15 +89,15 @@ def test_stopping_early_fills_exactly_what_running_on_would_give(p0_small):
 
 
 def test_window_of_one_equals_fully_synthetic_run_for_run(p0_fig6):
-    a = run_loop(p0_fig6, FullySynthetic(10), n_runs=500, n_generations=100, seed=8)
-    b = run_loop(p0_fig6, MostRecent(10, 1), n_runs=500, n_generations=100, seed=8)
+    a = simulate(p0=p0_fig6, scenario=FullySynthetic(10), runs=500, generations=100, seed=8)
+    b = simulate(p0=p0_fig6, scenario=MostRecent(10, 1), runs=500, generations=100, seed=8)
     for name in ("sigma", "l1_to_first", "collapse_time", "absorption_time", "absorbed_token"):
         assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True)
 
 
 def test_window_absorption_is_K_equal_dirac_models_in_a_row(p0_small):
     K = 3
-    res = run_loop(p0_small, MostRecent(4, K), n_runs=500, n_generations=400, seed=9,
+    res = simulate(p0=p0_small, scenario=MostRecent(4, K), runs=500, generations=400, seed=9,
                    stop_when_absorbed=False)
     ds = full(res)
     collapsed = ds["collapsed"].values[:, 0, :]
@@ -116,7 +118,7 @@ def test_random_pool_draws_each_source_generation_uniformly():
     p_live = np.zeros((1, m))
     p_live[0, 0] = 1.0
     streams = RowStreams(123, 0, [rows])
-    history = History(RandomPool(n), p_live, np.zeros(rows, dtype=np.int64), streams, m)
+    history = TokenHistory(RandomPool(n), p_live, np.zeros(rows, dtype=np.int64), streams, m)
     for t in range(1, m):
         history.store(t, history.model(np.full((rows, n), t)))
     sources = history.draw_pooled(m, n).ravel()
@@ -143,7 +145,7 @@ def _reference_window_collapse_times(p0, n, K, runs, generations, seed):
 
 def test_window_engine_agrees_with_the_slow_reference(p0_small):
     ref = _reference_window_collapse_times(p0_small, 6, 3, 1500, 2000, seed=1)
-    res = run_loop(p0_small, MostRecent(6, 3), n_runs=3000, n_generations=2000, seed=2,
+    res = simulate(p0=p0_small, scenario=MostRecent(6, 3), runs=3000, generations=2000, seed=2,
                    metrics=("sigma",))
     fast = full(res)["collapse_time"].values.ravel()
     assert not np.isnan(ref).any() and not np.isnan(fast).any()
@@ -156,7 +158,7 @@ def test_multi_context_rows_are_independent_chains():
     from modelcollapse.distributions import random_context_distributions
 
     p0 = random_context_distributions(9, 3, seed=1)
-    res = run_loop(p0, FullySynthetic(50), n_runs=200, n_generations=30, seed=3)
+    res = simulate(p0=p0, scenario=FullySynthetic(50), runs=200, generations=30, seed=3)
     assert full(res)["sigma"].shape == (200, 9, 31)
     sigma0 = np.sum(p0**2, axis=1)
     assert np.allclose(full(res)["sigma"].values[0, :, 0], sigma0)
@@ -167,16 +169,16 @@ def test_multi_context_rows_are_independent_chains():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n_runs": 0}, "The 'runs' parameter of simulate must be an int in the range"),
-    ({"n_generations": 0}, "The 'generations' parameter"),
-    ({"n_runs": 2500, "chunk_runs": 700}, "must be a multiple of 1000"),
-    ({"metrics": ("sigma", "nope")}, "The 'metrics' parameter of simulate must be one of"),
-    ({"backend": "jax"}, "The 'backend' parameter"),
+    ({"runs": 0}, r"runs\s+Input should be greater than or equal to 1"),
+    ({"generations": 0}, r"generations\s+Input should be greater than or equal to 1"),
+    ({"runs": 2500, "chunk_runs": 700}, "must be a multiple of 1000"),
+    ({"metrics": ("sigma", "nope")}, "'metrics' must be among"),
+    ({"backend": "jax"}, r"backend\s+Input should be 'numpy' or 'torch'"),
 ])
 def test_loop_rejects_bad_arguments(kwargs, message, p0_small):
-    args = {"n_runs": 10, "n_generations": 5, "seed": 1, **kwargs}
+    args = {"runs": 10, "generations": 5, "seed": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
-        run_loop(p0_small, FullySynthetic(5), **args)
+        simulate(p0=p0_small, scenario=FullySynthetic(5), **args)
 
 
 @pytest.mark.parametrize("p0, message", [
@@ -185,7 +187,7 @@ def test_loop_rejects_bad_arguments(kwargs, message, p0_small):
 ])
 def test_loop_rejects_invalid_p0(p0, message):
     with pytest.raises(ValueError, match=message):
-        run_loop(p0, FullySynthetic(5), n_runs=2, n_generations=2, seed=1)
+        simulate(p0=p0, scenario=FullySynthetic(5), runs=2, generations=2, seed=1)
 
 
 @pytest.mark.parametrize("draws_per_row, k", [(3, 12), (40, 12), (3, 60)])
@@ -214,13 +216,15 @@ def test_delta_metrics_equal_full_recount(draws_per_row, k):
 
 @pytest.mark.parametrize("scenario", ALL, ids=IDS)
 def test_compiled_and_numpy_metric_routes_agree(scenario, p0_small):
-    from modelcollapse import _kernels
+    from modelcollapse.engine.numpy import kernels
 
-    if not _kernels.AVAILABLE:
+    if not kernels.AVAILABLE:
         pytest.skip("numba is not installed")
     runs = RUN_BLOCK + 20
-    a = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=True)
-    b = run_loop(p0_small, scenario, n_runs=runs, n_generations=20, seed=6, compiled=False)
+    a = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=20, seed=6,
+                 compiled=True)
+    b = simulate(p0=p0_small, scenario=scenario, runs=runs, generations=20, seed=6,
+                 compiled=False)
     for name in ("collapse_time", "absorption_time", "absorbed_token", "collapsed", "support"):
         assert np.array_equal(full(a)[name].values, full(b)[name].values, equal_nan=True), name
     for name in ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy"):

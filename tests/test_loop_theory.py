@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import comb
 
-from modelcollapse.loop import run_loop
+from modelcollapse import simulate
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 
 Z_MAX = 4.0
@@ -44,7 +44,7 @@ def test_eq9_as_corrected_matches_first_principles():
 
 def test_theorem1_eq6_sigma_fully_synthetic(p0_fig6):
     n = 20
-    res = run_loop(p0_fig6, FullySynthetic(n), n_runs=4000, n_generations=40, seed=10,
+    res = simulate(p0=p0_fig6, scenario=FullySynthetic(n), runs=4000, generations=40, seed=10,
                    metrics=("sigma",))
     mean, se = res.mean("sigma")
     for m in (1, 2, 5, 10, 20, 40):
@@ -54,8 +54,8 @@ def test_theorem1_eq6_sigma_fully_synthetic(p0_fig6):
 
 def test_theorem2_eq9_sigma_partially_synthetic(p0_fig6):
     for n, N in ((10, 100), (100, 20)):
-        res = run_loop(p0_fig6, PartiallySynthetic(n, N), n_runs=4000, n_generations=30,
-                       seed=11, metrics=("sigma",))
+        res = simulate(p0=p0_fig6, scenario=PartiallySynthetic(n, N), runs=4000,
+                       generations=30, seed=11, metrics=("sigma",))
         mean, se = res.mean("sigma")
         for m in (1, 2, 3, 10, 30):
             expected = S_partial(m, n, N, 0.1)
@@ -63,8 +63,8 @@ def test_theorem2_eq9_sigma_partially_synthetic(p0_fig6):
 
 
 def test_proposition1_absorbed_token_law(p0_small):
-    res = run_loop(p0_small, FullySynthetic(6), n_runs=6000, n_generations=2000, seed=12,
-                   metrics=("sigma",))
+    res = simulate(p0=p0_small, scenario=FullySynthetic(6), runs=6000, generations=2000,
+                   seed=12, metrics=("sigma",))
     tokens = res.data["absorbed_token"].values.ravel()
     assert np.all(tokens >= 0), "every run must collapse within 2000 generations"
     support = np.flatnonzero(p0_small > 0)
@@ -77,8 +77,8 @@ def test_proposition1_absorbed_token_law(p0_small):
 
 def test_expected_collapse_time_inside_theorem1_bounds(p0_fig6):
     for n in (5, 20):
-        res = run_loop(p0_fig6, FullySynthetic(n), n_runs=3000, n_generations=5000, seed=13,
-                       metrics=("sigma",))
+        res = simulate(p0=p0_fig6, scenario=FullySynthetic(n), runs=3000, generations=5000,
+                       seed=13, metrics=("sigma",))
         t = res.data["collapse_time"].values.ravel()
         assert not np.isnan(t).any()
         mean, se = t.mean(), t.std(ddof=1) / np.sqrt(t.size)
@@ -102,8 +102,8 @@ def _exact_two_token_collapse_time(n: int, q: float) -> float:
 def test_collapse_time_matches_exact_two_token_chain():
     p0 = np.array([0.3, 0.7])
     for n in (3, 8):
-        res = run_loop(p0, FullySynthetic(n), n_runs=20000, n_generations=3000, seed=14,
-                       metrics=("sigma",))
+        res = simulate(p0=p0, scenario=FullySynthetic(n), runs=20000, generations=3000,
+                       seed=14, metrics=("sigma",))
         t = res.data["collapse_time"].values.ravel()
         exact = _exact_two_token_collapse_time(n, 0.3)
         z = (t.mean() - exact) / (t.std(ddof=1) / np.sqrt(t.size))

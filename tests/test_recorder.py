@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from modelcollapse import _kernels
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
-from modelcollapse.recorder import Recorder, kept_runs
+from modelcollapse.engine.numpy import kernels
+from modelcollapse.engine.recorder import Recorder, kept_runs
 from modelcollapse.rng import RUN_BLOCK
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 from modelcollapse.theory import collapse_time_law
@@ -56,9 +56,9 @@ def _dense(table: np.ndarray, stops: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("contexts", [1, 3])
 def test_statistics_equal_those_of_the_dense_table(contexts, compiled, monkeypatch):
-    if compiled and not _kernels.AVAILABLE:
+    if compiled and not kernels.AVAILABLE:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(_kernels, "AVAILABLE", compiled)
+    monkeypatch.setattr(kernels, "AVAILABLE", compiled)
     rng = np.random.default_rng(1)
     runs, G = 50, 12
     rows = runs * contexts
@@ -82,9 +82,9 @@ def test_statistics_equal_those_of_the_dense_table(contexts, compiled, monkeypat
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 def test_sums_keep_their_digits_over_a_million_runs(compiled, monkeypatch):
-    if compiled and not _kernels.AVAILABLE:
+    if compiled and not kernels.AVAILABLE:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(_kernels, "AVAILABLE", compiled)
+    monkeypatch.setattr(kernels, "AVAILABLE", compiled)
     rng = np.random.default_rng(2)
     values = 0.7 + 1e-6 * rng.standard_normal(10**6)
     recorder = Recorder(values.size, 1, 1, ("sigma",), np.array([[0.7]]))
@@ -121,26 +121,27 @@ def test_kept_runs_are_the_first_runs_whatever_the_chunking(p0_small, backend):
     if backend == "torch":
         pytest.importorskip("torch")
     runs = RUN_BLOCK + 20
-    kw = dict(n_runs=runs, n_generations=12, seed=5, backend=backend, progress=False)
-    every = run_loop(p0_small, FullySynthetic(4), trajectories="all", **kw).trajectories
-    some = run_loop(p0_small, FullySynthetic(4), trajectories=7, chunk_runs=RUN_BLOCK,
-                    **kw).trajectories
+    kw = dict(runs=runs, generations=12, seed=5, backend=backend, progress=False)
+    every = simulate(p0=p0_small, scenario=FullySynthetic(4), trajectories="all",
+                     **kw).trajectories
+    some = simulate(p0=p0_small, scenario=FullySynthetic(4), trajectories=7,
+                    chunk_runs=RUN_BLOCK, **kw).trajectories
     assert list(some["run"].values) == list(range(7))
     for name in some.data_vars:
         np.testing.assert_array_equal(some[name].values, every[name].values[:7], err_msg=name)
-    tail = run_loop(p0_small, FullySynthetic(4), trajectories=RUN_BLOCK + 5,
+    tail = simulate(p0=p0_small, scenario=FullySynthetic(4), trajectories=RUN_BLOCK + 5,
                     chunk_runs=RUN_BLOCK, **kw).trajectories
     np.testing.assert_array_equal(tail["sigma"].values, every["sigma"].values[:RUN_BLOCK + 5])
 
 
 def test_auto_keeps_what_fits_and_says_so(p0_small, capsys):
     per_run = 8 * 7 * 21  # bytes: all 7 metrics, 21 generations, one context
-    res = run_loop(p0_small, FullySynthetic(4), n_runs=50, n_generations=20, seed=1,
+    res = simulate(p0=p0_small, scenario=FullySynthetic(4), runs=50, generations=20, seed=1,
                    trajectories="auto", trajectory_memory_mb=12.5 * per_run / 1e6,
                    progress=False)
     assert res.trajectories.sizes["run"] == 12
     assert "keeping runs 0 … 11 of 50" in capsys.readouterr().err
-    none = run_loop(p0_small, FullySynthetic(4), n_runs=50, n_generations=20, seed=1,
+    none = simulate(p0=p0_small, scenario=FullySynthetic(4), runs=50, generations=20, seed=1,
                     trajectories="none", progress=False)
     assert none.trajectories is None
     np.testing.assert_array_equal(none.mean("sigma")[0], res.mean("sigma")[0])
@@ -158,7 +159,7 @@ def test_the_loop_stops_once_every_run_is_absorbed(p0_small, backend, monkeypatc
     monkeypatch.setattr(FullySynthetic, "training_set",
                         lambda self, m, history: asked.append(m) or build(self, m, history))
     G = 100_000
-    res = run_loop(p0_small, FullySynthetic(4), n_runs=300, n_generations=G, seed=2,
+    res = simulate(p0=p0_small, scenario=FullySynthetic(4), runs=300, generations=G, seed=2,
                    trajectories="none", backend=backend, progress=False)
     T = res.data["collapse_time"].values
     assert np.isfinite(T).all()
@@ -175,19 +176,19 @@ def test_collapse_time_over_a_long_horizon_follows_the_exact_law():
     """4,000 runs, 100,000 generations allowed: every run collapses, and the mean collapse
     time agrees with the exact law of T (Theorem 1's chain, theory.collapse_time_law)."""
     p0 = target_distribution(40, 40, 0.1, seed=0)
-    res = run_loop(p0, FullySynthetic(20), n_runs=4000, n_generations=100_000, seed=3,
+    res = simulate(p0=p0, scenario=FullySynthetic(20), runs=4000, generations=100_000, seed=3,
                    trajectories="none", progress=False)
     T = res.data["collapse_time"].values.ravel()
     assert np.isfinite(T).all()
-    law = collapse_time_law(p0, 20)
+    law = collapse_time_law(p0, n=20)
     z = (T.mean() - law.mean) / (T.std(ddof=1) / np.sqrt(T.size))
     assert abs(z) < 4, (T.mean(), law.mean)
 
 
 def test_partially_synthetic_statistics_without_trajectories(p0_small):
-    kw = dict(n_runs=300, n_generations=30, seed=4, progress=False)
-    kept = run_loop(p0_small, PartiallySynthetic(4, 6), trajectories="all", **kw)
-    none = run_loop(p0_small, PartiallySynthetic(4, 6), trajectories="none", **kw)
+    kw = dict(runs=300, generations=30, seed=4, progress=False)
+    kept = simulate(p0=p0_small, scenario=PartiallySynthetic(4, 6), trajectories="all", **kw)
+    none = simulate(p0=p0_small, scenario=PartiallySynthetic(4, 6), trajectories="none", **kw)
     for metric in kept.metrics:
         mean, se = none.mean(metric)
         values = kept.trajectories[metric].values[:, 0, :].astype(float)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.metrics import METRICS
 from modelcollapse.scenarios import (
     Accumulate,
@@ -50,9 +50,10 @@ def _p0(contexts: int) -> np.ndarray:
     return np.stack(rows)
 
 
-#: name → (scenario, run_loop keywords). Two contexts for some, more than one run block for
-#: the fully and partially synthetic loops (the threaded compiled route), both numpy metric
-#: routes, and the torch backend's representations and routes.
+#: name → (scenario, simulate keywords). The token route is pinned (the count route draws
+#: otherwise), whatever the plan's "auto" would pick. Two contexts for some, more than one run
+#: block for the fully and partially synthetic loops (the threaded compiled route), both numpy
+#: metric routes, and the torch backend's representations and routes.
 CASES: dict[str, tuple[str, dict]] = {}
 for _name in SCENARIOS:
     CASES[f"numpy-{_name}"] = (_name, dict(n_runs=40, n_generations=30, contexts=2))
@@ -88,16 +89,11 @@ def outputs(case: str) -> dict[str, np.ndarray]:
     contexts = kw.pop("contexts")
     if kw.get("backend") == "torch":
         pytest.importorskip("torch")
-    if kw.pop("fused", False):
+    if kw.get("fused"):
         pytest.importorskip("triton")
-        from modelcollapse.metrics import resolve_metrics
-        from modelcollapse.torch_backend import run_loop_torch
-
-        kw.pop("backend")
-        res = run_loop_torch(_p0(contexts), SCENARIOS[scenario], entropy=20261207,
-                             names=resolve_metrics(None), fused=True, progress=False, **kw)
-    else:
-        res = run_loop(_p0(contexts), SCENARIOS[scenario], seed=20261207, progress=False, **kw)
+    kw.setdefault("representation", "tokens")
+    res = simulate(p0=_p0(contexts), scenario=SCENARIOS[scenario], runs=kw.pop("n_runs"),
+                   generations=kw.pop("n_generations"), seed=20261207, progress=False, **kw)
     out = {name: res.data[name].values for name in OUTCOMES}
     for metric in METRICS:
         out[f"{metric}_mean"], out[f"{metric}_se"] = res.mean(metric)

@@ -133,12 +133,12 @@ def test_numbers_are_formatted_as_documented():
 # --- theory overlays are the theory module's numbers ---------------------------------------
 
 def test_overlays_match_independent_formulas(quick):
-    from modelcollapse.theory.genealogy import collapse_time_law
+    from modelcollapse.theory import collapse_time_law
 
     fig6 = load_figure("fig6", quick=True)
     cell = next(c for c in summary(quick, "fig6")["cells"] if c["key"] == "K1")
     p0 = fig6.cell("K1").spec.build_p0()
-    assert cell["numbers"]["T_exact"] == pytest.approx(collapse_time_law(p0, 10).mean, rel=1e-12)
+    assert cell["numbers"]["T_exact"] == pytest.approx(collapse_time_law(p0, n=10).mean, rel=1e-12)
     # Eq. 6 written out here: S_m = 1 − (1 − 1/n)^m (1 − S0).
     s0, n, m = float(np.sum(p0**2)), 10, 150
     assert cell["numbers"]["S_eq6_final"] == pytest.approx(1 - (1 - 1 / n) ** m * (1 - s0))

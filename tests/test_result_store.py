@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from modelcollapse.loop import run_loop
+from modelcollapse import simulate
 from modelcollapse.metrics import METRICS, mean_and_se
 from modelcollapse.results import RESULT_FORMAT, Result
 from modelcollapse.scenarios import FullySynthetic
@@ -22,7 +22,7 @@ FORMAT1 = Path(__file__).parent / "data" / "result_format1.nc"
 @pytest.mark.parametrize("trajectories", ["all", 3, "none"])
 def test_a_saved_result_loads_identical(tmp_path, p0_small, suffix, trajectories):
     p0 = np.stack([p0_small, p0_small[::-1]])
-    res = run_loop(p0, FullySynthetic(4), n_runs=20, n_generations=10, seed=1,
+    res = simulate(p0=p0, scenario=FullySynthetic(4), runs=20, generations=10, seed=1,
                    trajectories=trajectories, progress=False)
     loaded = Result.load(res.save(tmp_path / f"result{suffix}"))
     assert set(loaded.data.data_vars) == set(res.data.data_vars)
@@ -64,7 +64,7 @@ def test_results_of_layout_1_load_with_statistics_and_trajectories(tmp_path, sto
 
 
 def test_a_newer_layout_is_refused_with_its_version(tmp_path, p0_small):
-    res = run_loop(p0_small, FullySynthetic(4), n_runs=5, n_generations=4, seed=1,
+    res = simulate(p0=p0_small, scenario=FullySynthetic(4), runs=5, generations=4, seed=1,
                    progress=False)
     res.data.attrs["result_format"] = RESULT_FORMAT + 1
     path = res.save(tmp_path / "future.zarr")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelcollapse.loop import run_loop
-from modelcollapse.recorder import run_bytes
+from modelcollapse import simulate
+from modelcollapse.engine.recorder import run_bytes
 from modelcollapse.rng import RUN_BLOCK
 from modelcollapse.scenarios import FullySynthetic, PartiallySynthetic
 
@@ -19,13 +19,14 @@ def test_streamed_trajectories_equal_those_kept_in_memory(tmp_path, p0_small, ba
     if backend == "torch":
         pytest.importorskip("torch")
     p0 = np.stack([p0_small, p0_small[::-1]])
-    kw = dict(n_runs=RUN_BLOCK + 200, n_generations=120, seed=1, progress=False,
+    kw = dict(runs=RUN_BLOCK + 200, generations=120, seed=1, progress=False,
               backend=backend, chunk_runs=RUN_BLOCK)
-    memory = run_loop(p0, scenario, trajectories="all", trajectory_memory_mb=1e3, **kw)
+    memory = simulate(p0=p0, scenario=scenario, trajectories="all", trajectory_memory_mb=1e3,
+                      **kw)
     kept = RUN_BLOCK + 100  # the windows cross the chunks' boundary
     budget = 0.5 * kept * run_bytes(7, 2, 120) / 1e6 / 10  # windows of ~6 generations
-    streamed = run_loop(p0, scenario, trajectories=kept, trajectory_memory_mb=budget,
-                        store=tmp_path / "result.zarr", **kw)
+    streamed = simulate(p0=p0, scenario=scenario, trajectories=kept,
+                        trajectory_memory_mb=budget, store=tmp_path / "result.zarr", **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.zarr"]
     for name in memory.trajectories.data_vars:
         want = memory.trajectories[name].values[:kept]
@@ -47,7 +48,7 @@ def test_a_failed_run_leaves_no_store_behind(tmp_path, p0_small, monkeypatch):
 
     monkeypatch.setattr(FullySynthetic, "training_set", failing)
     with pytest.raises(RuntimeError, match="stopped"):
-        run_loop(p0_small, FullySynthetic(40), n_runs=50, n_generations=100, seed=1,
+        simulate(p0=p0_small, scenario=FullySynthetic(40), runs=50, generations=100, seed=1,
                  trajectories="all", trajectory_memory_mb=0.01, store=tmp_path / "r.zarr",
                  progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -16,7 +16,16 @@ from scipy import stats
 
 torch = pytest.importorskip("torch")
 
-from modelcollapse.loop import run_loop  # noqa: E402
+import modelcollapse as mc  # noqa: E402
+from modelcollapse.engine import plan as engine_plan  # noqa: E402
+from modelcollapse.engine.torch.draws import BinomialTree  # noqa: E402
+from modelcollapse.engine.torch.metrics import (  # noqa: E402
+    CountScratch,
+    Truth,
+    dense_metrics,
+    sparse_metrics,
+)
+from modelcollapse.engine.torch.streams import TorchRowStreams  # noqa: E402
 from modelcollapse.metrics import count_metrics, resolve_metrics  # noqa: E402
 from modelcollapse.scenarios import (  # noqa: E402
     SCENARIOS,
@@ -30,16 +39,6 @@ from modelcollapse.scenarios import (  # noqa: E402
     RandomPool,
 )
 from modelcollapse.theory.paper import expected_sigma_fully, expected_sigma_partial  # noqa: E402
-from modelcollapse.torch_backend import run_loop_torch  # noqa: E402
-from modelcollapse.torch_backend.draws import BinomialTree  # noqa: E402
-from modelcollapse.torch_backend.history import counts_ready  # noqa: E402
-from modelcollapse.torch_backend.metrics import (  # noqa: E402
-    CountScratch,
-    Truth,
-    dense_metrics,
-    sparse_metrics,
-)
-from modelcollapse.torch_backend.streams import TorchRowStreams  # noqa: E402
 from result_tables import full  # noqa: E402
 
 Z_MAX = 4.0
@@ -61,10 +60,12 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def simulate(p0, scenario, backend_device, *, representation="auto", metrics=None, **kw):
+def simulate(p0, scenario, backend_device, *, n_runs, n_generations, representation="auto",
+             metrics=None, **kw):
     backend, device = backend_device
-    return run_loop(p0, scenario, backend=backend, device=device, metrics=metrics,
-                    representation=representation, **kw)
+    return mc.simulate(p0=p0, scenario=scenario, runs=n_runs, generations=n_generations,
+                       backend=backend, device=device, metrics=metrics,
+                       representation=representation, **kw)
 
 
 def S_fully(m, n, S0):
@@ -193,7 +194,7 @@ def test_every_scenario_agrees_with_numpy(p0_fig6, scenario, mode):
     """Same result layout; valid metrics; mean σ, l1_to_true and support at the last
     generation agree with numpy (two-sample z-test), in both representations where the
     scenario allows counts."""
-    if mode == "counts" and not counts_ready(scenario):
+    if mode == "counts" and scenario.needs_token_order:
         pytest.skip("needs the order of the tokens")
     kw = dict(n_runs=1500, n_generations=3)
     ref = simulate(p0_fig6, scenario, ("numpy", "cpu"), seed=41, **kw)
@@ -313,14 +314,14 @@ def _assert_same(a, b):
 @pytest.mark.parametrize("scenario", [FullySynthetic(6), MostRecent(8, 2), RandomPool(6)],
                          ids=lambda s: s.name)
 def test_same_seed_same_numbers_whatever_the_chunking(p0_small, scenario, device):
-    kw = dict(n_runs=2300, n_generations=40, seed=61, backend="torch", device=device)
-    whole = _arrays(run_loop(p0_small, scenario, **kw))
-    again = _arrays(run_loop(p0_small, scenario, **kw))
-    chunked = _arrays(run_loop(p0_small, scenario, chunk_runs=1000, **kw))
+    kw = dict(runs=2300, generations=40, seed=61, backend="torch", device=device)
+    whole = _arrays(mc.simulate(p0=p0_small, scenario=scenario, **kw))
+    again = _arrays(mc.simulate(p0=p0_small, scenario=scenario, **kw))
+    chunked = _arrays(mc.simulate(p0=p0_small, scenario=scenario, chunk_runs=1000, **kw))
     for name in whole:
         assert np.array_equal(whole[name], again[name], equal_nan=True), name
     _assert_same(whole, chunked)
-    other = _arrays(run_loop(p0_small, scenario, **{**kw, "seed": 62}))
+    other = _arrays(mc.simulate(p0=p0_small, scenario=scenario, **{**kw, "seed": 62}))
     assert not np.array_equal(whole["sigma"], other["sigma"])
 
 
@@ -335,29 +336,27 @@ def test_counts_representation_chunking(p0_small):
 def check_every(request, monkeypatch):
     """Look at the device every generation (the CPU default) or every 8 (the CUDA default:
     absorbed runs are then simulated as Dirac masses until the next look)."""
-    from modelcollapse.torch_backend import loop as torch_loop
-
-    monkeypatch.setitem(torch_loop.CHECK_EVERY, "cpu", request.param)
+    monkeypatch.setitem(engine_plan.CHECK_EVERY, "torch", request.param)
     return request.param
 
 
 def test_deferred_checks_keep_theory_and_chunking(p0_fig6, p0_small, check_every):
     n = 10
-    res = run_loop(p0_fig6, FullySynthetic(n), n_runs=3000, n_generations=40, seed=65,
-                   metrics=("sigma",), backend="torch")
+    res = mc.simulate(p0=p0_fig6, scenario=FullySynthetic(n), runs=3000, generations=40,
+                      seed=65, metrics=("sigma",), backend="torch")
     mean, se = res.mean("sigma")
     for m in (1, 5, 9, 20, 40):
         assert abs((mean[m] - S_fully(m, n, 0.1)) / se[m]) < Z_MAX, (m, mean[m])
-    kw = dict(n_runs=2100, n_generations=30, seed=66, backend="torch")
-    whole = run_loop(p0_small, MostRecent(6, 2), **kw)
-    _assert_same(_arrays(whole), _arrays(run_loop(p0_small, MostRecent(6, 2), chunk_runs=1000,
-                                                  **kw)))
+    kw = dict(runs=2100, generations=30, seed=66, backend="torch")
+    whole = mc.simulate(p0=p0_small, scenario=MostRecent(6, 2), **kw)
+    _assert_same(_arrays(whole), _arrays(mc.simulate(p0=p0_small, scenario=MostRecent(6, 2),
+                                                     chunk_runs=1000, **kw)))
 
 
 def test_absorbed_runs_are_filled_exactly(p0_small, check_every):
     """Runs that stop early carry the Dirac metrics of their absorbed token."""
-    res = run_loop(p0_small, FullySynthetic(3), n_runs=300, n_generations=60, seed=64,
-                   backend="torch")
+    res = mc.simulate(p0=p0_small, scenario=FullySynthetic(3), runs=300, generations=60,
+                      seed=64, backend="torch")
     ds = full(res)
     t = ds["absorption_time"].values[:, 0]
     assert np.isfinite(t).all()
@@ -374,9 +373,10 @@ def test_runs_can_go_on_after_absorption(p0_small):
     """stop_when_absorbed=False simulates absorbed runs to the end: the same outcomes law,
     and the simulated Dirac metrics equal the filled-in ones."""
     names = resolve_metrics(None)
-    kw = dict(n_runs=400, n_generations=40, entropy=67, names=names, kept_runs=400)
-    ds = full(run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(3),
-                             stop_when_absorbed=False, **kw))
+    kw = dict(runs=400, generations=40, backend="torch", seed=67, metrics=names,
+              trajectories=400)
+    ds = full(mc.simulate(p0=p0_small, scenario=FullySynthetic(3), stop_when_absorbed=False,
+                          **kw))
     t = ds["absorption_time"].values[:, 0]
     assert np.array_equal(t, ds["collapse_time"].values[:, 0], equal_nan=True)
     p0 = ds["p0"].values[0]
@@ -384,28 +384,33 @@ def test_runs_can_go_on_after_absorption(p0_small):
         m, token = int(t[r]), int(ds["absorbed_token"].values[r, 0])
         assert np.allclose(ds["sigma"].values[r, 0, m:], 1.0)
         assert np.allclose(ds["l1_to_true"].values[r, 0, m:], 2 * (1 - p0[token]))
-    stopped = run_loop_torch(np.atleast_2d(p0_small), FullySynthetic(3), **kw).data
+    stopped = mc.simulate(p0=p0_small, scenario=FullySynthetic(3), **kw).data
     a, b = t[np.isfinite(t)], stopped["absorption_time"].values[:, 0]
     assert stats.ks_2samp(a, b[np.isfinite(b)]).pvalue > P_MIN
 
 
 def test_bad_arguments_are_rejected(p0_small):
     with pytest.raises(ValueError, match="'device' parameter of simulate"):
-        run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2, backend="torch",
-                 device="tpu")
+        mc.simulate(p0=p0_small, scenario=FullySynthetic(5), runs=2, generations=2,
+                    backend="torch", device="tpu")
     if not CUDA:
         with pytest.raises(ValueError, match="no CUDA device"):
-            run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2, backend="torch",
-                     device="cuda")
-    with pytest.raises(ValueError, match="needs backend 'torch'; the numpy backend takes"):
-        run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2,
-                 representation="tokens")
-    with pytest.raises(ValueError, match="'representation' parameter of simulate must be one"):
-        run_loop(p0_small, FullySynthetic(5), n_runs=2, n_generations=2, backend="torch",
-                 representation="sparse")
+            mc.simulate(p0=p0_small, scenario=FullySynthetic(5), runs=2, generations=2,
+                        backend="torch", device="cuda")
+    # The numpy backend holds models as tokens or counts too (it rejected both before the
+    # engine had one plan): it takes the representation asked for.
+    for mode in ("tokens", "counts"):
+        assert mc.plan(p0=p0_small, scenario=FullySynthetic(5), runs=2, generations=2,
+                       representation=mode).representation == mode
+    with pytest.raises(ValueError, match=r"representation\s+Input should be 'auto', 'tokens'"):
+        mc.simulate(p0=p0_small, scenario=FullySynthetic(5), runs=2, generations=2,
+                    backend="torch", representation="sparse")
     with pytest.raises(ValueError, match="'representation' parameter of simulate cannot be"):
         simulate(p0_small, RandomPool(5), ("torch", "cpu"), representation="counts", n_runs=2,
                  n_generations=2, seed=1)
+    with pytest.raises(ValueError, match="'representation' parameter of simulate cannot be"):
+        simulate(p0_small, RandomPool(5), ("numpy", "cpu"), representation="counts", n_runs=2,
+                 n_generations=2, seed=1)
     with pytest.raises(ValueError, match="'chunk_runs' parameter"):
-        run_loop(p0_small, FullySynthetic(5), n_runs=2000, n_generations=2, chunk_runs=300,
-                 backend="torch")
+        mc.simulate(p0=p0_small, scenario=FullySynthetic(5), runs=2000, generations=2,
+                    chunk_runs=300, backend="torch")

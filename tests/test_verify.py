@@ -60,11 +60,11 @@ def test_unknown_scenario_is_rejected():
 def test_checks_read_the_statistics_of_every_run():
     """A mean at generation m and its se are those of the per-run values; a proportion's se
     is floored at one success in R runs."""
-    from modelcollapse.loop import run_loop
+    from modelcollapse import simulate
     from modelcollapse.scenarios import FullySynthetic
 
     p0 = verify.Case("fully-synthetic", n=5).p0()
-    res = run_loop(p0, FullySynthetic(n=5), n_runs=300, n_generations=8, seed=2,
+    res = simulate(p0=p0, scenario=FullySynthetic(n=5), runs=300, generations=8, seed=2,
                    metrics=("sigma",), progress=False, trajectories="all")
     per_run = res.trajectories["sigma"].values[:, 0, 4]
     mean, se = verify._at(res, "sigma", 4)

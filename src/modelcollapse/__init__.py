@@ -9,13 +9,12 @@ Synthetic Data? A Statistical Analysis of Language Model Collapse" (Seddik et al
     >>> mean, se = res.mean("sigma")
 """
 
-from .api import simulate
-from .loop import run_loop
+from .api import plan, simulate
 from .results import Result
 from .scenarios import SCENARIOS, make_scenario
 from .spec import SimulationSpec, load_spec
 
-__all__ = ["SCENARIOS", "Result", "SimulationSpec", "load_spec", "make_scenario", "run_loop",
+__all__ = ["SCENARIOS", "Result", "SimulationSpec", "load_spec", "make_scenario", "plan",
            "simulate"]
 
 

@@ -62,18 +62,6 @@ def count_metrics(counts: np.ndarray, total: int | np.ndarray, first: np.ndarray
     return out
 
 
-def absorbed_values(token: np.ndarray, first: np.ndarray, true: np.ndarray,
-                    names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Metrics of the Dirac masses δ_token (live coordinates), for runs that stopped."""
-    rows = np.arange(token.size)
-    ones = np.ones(token.size)
-    out = {"sigma": ones, "sup": ones, "entropy": np.zeros(token.size), "support": ones,
-           "l1_to_first": 2.0 * (1.0 - first[rows, token]),
-           "l1_to_true": 2.0 * (1.0 - true[rows, token]),
-           "collapsed": np.ones(token.size, dtype=bool)}
-    return {k: v for k, v in out.items() if k in names or k == "collapsed"}
-
-
 def mean_and_se(values: np.ndarray,
                 axis: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean over ``axis`` ignoring NaN, and its standard error sd / √count."""

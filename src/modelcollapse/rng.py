@@ -43,8 +43,3 @@ def block_generator(entropy: int, block: int, *, stream: int = 0) -> np.random.G
     """The stream of run block ``block``; ``stream`` separates independent uses of one block."""
     seq = np.random.SeedSequence(entropy, spawn_key=(stream, block))
     return np.random.Generator(np.random.PCG64DXSM(seq))
-
-
-def block_slices(n_runs: int) -> list[slice]:
-    """The run ranges of each block: [0, RUN_BLOCK), [RUN_BLOCK, 2 RUN_BLOCK), ..."""
-    return [slice(start, min(start + RUN_BLOCK, n_runs)) for start in range(0, n_runs, RUN_BLOCK)]

@@ -12,10 +12,23 @@ generation (``real = "corpus"``, as in the proof of Theorem 4) or *fresh* draws 
 (``real = "fresh"``). Samples from a model t ≥ 1 are fresh i.i.d. draws from p(t), except in
 the accumulate scenarios, where the data each model published is kept and reused.
 
-Two attributes let the loop decide when a run can stop: ``lag`` (how many of the most recent
-models the next one can draw from; ``None`` = unbounded) and ``uses_real`` (whether real
-data feeds every generation). A run is *absorbed* when its last ``lag`` models are the same
-Dirac mass and no real data comes in: nothing can change after that.
+A scenario states what the engine may rely on, and the engine asks instead of checking types:
+
+* ``lag`` (how many of the most recent models the next one can draw from; ``None`` =
+  unbounded) and ``uses_real`` (whether real data feeds every generation) decide when a run
+  can stop. A run is *absorbed* when its last ``lag`` models are the same Dirac mass and no
+  real data comes in: nothing can change after that.
+* ``needs_token_order``: whether its training sets need the order of the tokens (slices of
+  the corpus, the random pool, subsampling). Scenarios without it run on models held as
+  counts.
+* ``fixed_step``: when every model from m = 2 on is the same fixed real corpus (possibly
+  empty) followed by n fresh draws of model m − 1, the sizes of the two parts; the engine's
+  multi-generation routes (compiled fixed corpus, fused GPU spans) run such scenarios.
+* ``pooled``: it draws from every earlier model at once (the engine keeps them in one array).
+* ``keeps_published``: the samples a generation publishes are kept and reused by every later
+  model (the accumulate scenarios), rather than drawn afresh for each (eq. 5 as written).
+
+Scenarios speak to a :class:`History`, the protocol every engine representation implements.
 """
 
 from __future__ import annotations
@@ -23,22 +36,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
 from ._validation import check_choice, check_int
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .loop import History, Model
 
 __all__ = [
     "SCENARIOS",
     "Accumulate",
     "AccumulateSubsample",
     "Custom",
+    "FixedStep",
     "FreshReal",
     "FullySynthetic",
+    "History",
     "MostRecent",
     "PartiallySynthetic",
     "RandomPool",
@@ -47,8 +59,56 @@ __all__ = [
 ]
 
 
+#: A fitted model and a sample, as a History holds them (training tokens or counts, numpy
+#: arrays or torch tensors): scenarios pass them along without looking inside.
+Model = Any
+Sample = Any
+
+
+class History(Protocol):
+    """What a scenario may draw on when it builds model m; every engine representation
+    (tokens or counts, numpy or torch) implements it. Rows are (run, context) pairs."""
+
+    def draw(self, t: int, size: int) -> Sample:
+        """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
+
+    def corpus(self) -> Sample:
+        """The fixed real corpus (drawn from p(0) once, reused every generation), in order."""
+
+    def corpus_model(self) -> Model:
+        """The model fitted on the fixed corpus."""
+
+    def model(self, sample: Sample, base: Model | None = None) -> Model:
+        """Fit a model on ``sample`` (eq. 2), after the training data of ``base`` if given."""
+
+    def stored(self, t: int) -> Model:
+        """Model t, kept while a later model can train on it (see ``Scenario.lag``)."""
+
+    def concat(self, parts: list[Sample]) -> Sample:
+        """Join samples into one training set."""
+
+    def draw_pooled(self, m: int, size: int) -> Sample:
+        """Draws whose source generation is uniform on 0 … m−1 (``needs_token_order``)."""
+
+    def publish(self, t: int, sample: Sample) -> None:
+        """Keep the data model t generated, after the corpus (``needs_token_order``)."""
+
+    def subsample_published(self, size: int) -> Sample:
+        """``size`` samples without replacement from all published data
+        (``needs_token_order``)."""
+
+
+class FixedStep(NamedTuple):
+    """Every model from m = 2 on: the fixed corpus's ``corpus`` tokens (0: none) followed by
+    ``draws`` fresh draws of model m − 1."""
+
+    draws: int
+    corpus: int
+
+
 class Scenario:
-    """Base class. Subclasses are frozen dataclasses registered in :data:`SCENARIOS`."""
+    """Base class. Subclasses are frozen dataclasses registered in :data:`SCENARIOS`; each
+    states its capabilities (see the module docstring) as class attributes or properties."""
 
     name: ClassVar[str]
     real: ClassVar[str] = "fresh"
@@ -56,6 +116,19 @@ class Scenario:
     uses_real: ClassVar[bool] = False
     #: Draws from every earlier model at once (the loop then keeps them in one array).
     pooled: ClassVar[bool] = False
+    #: Reuses the samples earlier generations published (the accumulate scenarios).
+    keeps_published: ClassVar[bool] = False
+
+    @property
+    def needs_token_order(self) -> bool:
+        """Whether training sets need the tokens' order; the eq. 5 rule of the base class
+        needs it only to slice the fixed corpus."""
+        return self.real == "corpus"
+
+    @property
+    def fixed_step(self) -> FixedStep | None:
+        """See :class:`FixedStep`; None when the scenario's models are built otherwise."""
+        return None
 
     def counts(self, m: int) -> np.ndarray:  # pragma: no cover - abstract
         """n_t^(m) for t = 0 … m−1 (eq. 5), as an int array of length m."""
@@ -97,6 +170,10 @@ class FullySynthetic(Scenario):
         out[m - 1] = self.n
         return out
 
+    @property
+    def fixed_step(self) -> FixedStep:
+        return FixedStep(draws=self.n, corpus=0)
+
     def training_set(self, m: int, history: History) -> Model:
         return history.model(history.draw(m - 1, self.n))
 
@@ -125,6 +202,14 @@ class PartiallySynthetic(Scenario):
 
     def corpus_size(self) -> int:
         return self.N
+
+    @property
+    def needs_token_order(self) -> bool:
+        return False  # the whole corpus, never a slice of it
+
+    @property
+    def fixed_step(self) -> FixedStep:
+        return FixedStep(draws=self.n, corpus=self.N)
 
     def training_set(self, m: int, history: History) -> Model:
         if m == 1:
@@ -156,7 +241,10 @@ class MostRecent(Scenario):
         if self.split == "literal" and self.K > self.n:
             raise ValueError(f"The 'K' parameter of scenario must be at most n={self.n} with "
                              f"split='literal' (each model gives ⌊n/K⌋ samples). Got {self.K}.")
-        object.__setattr__(self, "lag", self.K)
+
+    @property
+    def lag(self) -> int:  # type: ignore[override]
+        return self.K
 
     def counts(self, m: int) -> np.ndarray:
         out = np.zeros(m, dtype=np.int64)
@@ -185,6 +273,10 @@ class RandomPool(Scenario):
     def __post_init__(self):
         _positive(self.n, "n")
 
+    @property
+    def needs_token_order(self) -> bool:
+        return True  # each sample picks its source model
+
     def counts(self, m: int) -> np.ndarray:
         """Expected n_t^(m) = n/m per generation; the realised counts are multinomial."""
         return np.full(m, self.n / m)
@@ -201,6 +293,7 @@ class Accumulate(Scenario):
     n: int
     N: int
     name: ClassVar[str] = "accumulate"
+    keeps_published: ClassVar[bool] = True
     real: ClassVar[str] = "corpus"
     uses_real: ClassVar[bool] = True
 
@@ -215,6 +308,10 @@ class Accumulate(Scenario):
 
     def corpus_size(self) -> int:
         return self.N
+
+    @property
+    def needs_token_order(self) -> bool:
+        return False  # the whole corpus, never a slice of it
 
     def training_set(self, m: int, history: History) -> Model:
         if m == 1:
@@ -231,12 +328,17 @@ class AccumulateSubsample(Scenario):
     n: int
     N: int
     name: ClassVar[str] = "accumulate-subsample"
+    keeps_published: ClassVar[bool] = True
     real: ClassVar[str] = "corpus"
     uses_real: ClassVar[bool] = True
 
     def __post_init__(self):
         _positive(self.n, "n")
         _positive(self.N, "N")
+
+    @property
+    def needs_token_order(self) -> bool:
+        return True  # subsamples without replacement
 
     def counts(self, m: int) -> np.ndarray:
         """Expected n_t^(m): the pool of N + (m−1) n samples is subsampled to N + n."""
@@ -287,6 +389,7 @@ class Custom(Scenario):
     real_mode: str = "fresh"
     lag_models: int | None = None
     name: ClassVar[str] = "custom"
+    uses_real: ClassVar[bool] = True
 
     def __post_init__(self):
         check_choice(self.real_mode, "real", ("fresh", "corpus"), where="scenario")
@@ -294,8 +397,10 @@ class Custom(Scenario):
             _positive(self.N, "N")
         if self.lag_models is not None:
             _positive(self.lag_models, "lag")
-        object.__setattr__(self, "lag", self.lag_models)
-        object.__setattr__(self, "uses_real", True)
+
+    @property
+    def lag(self) -> int | None:  # type: ignore[override]
+        return self.lag_models
 
     @property
     def real(self) -> str:  # type: ignore[override]
@@ -342,14 +447,21 @@ def make_scenario(name: str | Scenario, *, n: int | None = None, N: int | None =
         raise ValueError(f"Scenario {name!r} unknown. Choose from {choices} "
                          f"(custom scenarios are built with modelcollapse.scenarios.Custom).")
     cls = SCENARIOS[name]
-    need = {"n": n}
-    if cls in (PartiallySynthetic, Accumulate, AccumulateSubsample, FreshReal):
-        need["N"] = N
-    if cls is MostRecent:
-        need["K"] = K
-    for field, value in need.items():
-        if value is None:
+    given = {"n": n, "N": N, "K": K, "split": split}
+    fields = {field: given[field] for field in parameters(cls)}
+    for field in required_parameters(cls):
+        if fields[field] is None:
             raise ValueError(f"The '{field}' parameter of scenario is required by {name!r}.")
-    if cls is MostRecent:
-        return cls(split=split, **need)
-    return cls(**need)
+    return cls(**fields)
+
+
+def parameters(cls: type[Scenario]) -> tuple[str, ...]:
+    """The parameters a scenario class takes (its dataclass fields)."""
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def required_parameters(cls: type[Scenario]) -> tuple[str, ...]:
+    """The parameters a scenario class cannot do without (fields with no default)."""
+    return tuple(field.name for field in dataclasses.fields(cls)
+                 if field.default is dataclasses.MISSING
+                 and field.default_factory is dataclasses.MISSING)

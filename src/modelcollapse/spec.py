@@ -20,15 +20,15 @@ from .distributions import (
     uniform_distribution,
     zipf_distribution,
 )
+from .engine.plan import REPRESENTATIONS, check_device_name
+from .engine.recorder import TRAJECTORY_MEMORY_MB, kept_runs
 from .metrics import METRICS, resolve_metrics
-from .recorder import TRAJECTORY_MEMORY_MB, kept_runs
 from .rng import generator
-from .scenarios import SCENARIOS, Scenario, make_scenario
+from .scenarios import SCENARIOS, Scenario, make_scenario, required_parameters
 
 __all__ = ["SimulationSpec", "load_spec"]
 
 ScenarioName = Literal[tuple(k for k in SCENARIOS if k != "custom")]  # type: ignore[valid-type]
-NEEDS_REAL = ("partially-synthetic", "accumulate", "accumulate-subsample", "fresh-real")
 
 
 class SimulationSpec(BaseModel):
@@ -59,15 +59,33 @@ class SimulationSpec(BaseModel):
     metrics: tuple[str, ...] | None = None
     backend: Literal["numpy", "torch"] = "numpy"
     device: str = "cpu"
-    representation: Literal["auto", "tokens", "counts"] = Field(
-        "auto", description="how the torch backend holds a model: its training tokens, its "
-                            "counts, or whichever its rule picks (docs/backends.md)")
+    representation: Literal[REPRESENTATIONS] = Field(  # type: ignore[valid-type]
+        "auto", description="how the engine holds a model: its training tokens, its counts, "
+                            "or whichever the plan's rule picks (docs/backends.md)")
     trajectories: Literal["auto", "all", "none"] | int = Field(
         "auto", description="runs whose every generation is kept: 'all', 'none', the first k, "
                             "or 'auto' (all that fit in trajectory_memory_mb); means and "
                             "standard errors always cover every run")
     trajectory_memory_mb: float = Field(TRAJECTORY_MEMORY_MB, gt=0,
                                         description="memory kept trajectories may take (MB)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, data):
+        """Numbers from numpy as Python's, a list of metrics as a tuple, a torch device as
+        its name: what a Python caller naturally passes, before the strict checks."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            elif key == "metrics" and isinstance(value, list):
+                value = tuple(value)
+            elif key == "device" and type(value).__name__ == "device":
+                value = str(value)
+            out[key] = value
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationSpec:
@@ -92,26 +110,21 @@ class SimulationSpec(BaseModel):
                                      f"for support {self.support}; got {self.S0}")
                 if self.S0 == 1.0 and self.support != 1:
                     raise ValueError("'S0' can be 1 only when 'support' is 1")
-        if self.scenario in NEEDS_REAL and self.N is None:
-            raise ValueError(f"scenario '{self.scenario}' needs 'N' (real samples)")
+        for field in required_parameters(SCENARIOS[self.scenario]):
+            if getattr(self, field) is None:
+                what = type(self).model_fields[field].description
+                raise ValueError(f"scenario '{self.scenario}' needs '{field}' ({what})")
         if self.scenario == "most-recent":
-            if self.K is None:
-                raise ValueError("scenario 'most-recent' needs 'K' (window size)")
             if self.window_split == "literal" and self.K > self.n:
                 raise ValueError(f"'K' must be at most 'n' ({self.n}) with window_split "
                                  f"'literal'; got {self.K}")
         if self.backend == "torch":
-            _check_torch_device(self.device)
-            if self.representation == "counts":
-                from .torch_backend.history import counts_ready
-
-                if not counts_ready(self.build_scenario()):
-                    raise ValueError(f"'representation' 'counts' cannot run scenario "
-                                     f"'{self.scenario}': it needs the order of the tokens")
+            check_device_name(self.device)
         elif self.device != "cpu":
             raise ValueError(f"'device' {self.device!r} needs backend 'torch'")
-        elif self.representation != "auto":
-            raise ValueError(f"'representation' {self.representation!r} needs backend 'torch'")
+        if self.representation == "counts" and self.build_scenario().needs_token_order:
+            raise ValueError(f"'representation' 'counts' cannot run scenario "
+                             f"'{self.scenario}': it needs the order of the tokens")
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
@@ -156,15 +169,6 @@ class SimulationSpec(BaseModel):
 
     def build_scenario(self) -> Scenario:
         return make_scenario(self.scenario, n=self.n, N=self.N, K=self.K, split=self.window_split)
-
-
-def _check_torch_device(device: str) -> None:
-    """The torch backend's device must exist here (checked now, not after the run starts)."""
-    try:
-        from .torch_backend import resolve_device
-    except ImportError:
-        raise ValueError("backend 'torch' needs PyTorch: pip install 'modelcollapse[lm]'") from None
-    resolve_device(device)
 
 
 def load_spec(path: str | Path, **overrides) -> SimulationSpec:

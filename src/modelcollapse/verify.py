@@ -25,23 +25,23 @@ import numpy as np
 from scipy import stats
 
 from ._validation import check_int
+from .api import simulate
 from .distributions import target_distribution
-from .loop import run_loop
 from .results import Result
 from .scenarios import FullySynthetic, MostRecent, PartiallySynthetic, RandomPool, Scenario
-from .theory.diffusion import collapse_time_prediction, littler_collapse_time
-from .theory.genealogy import collapse_time_law
-from .theory.mixed import l1_to_first_upper_bound, most_recent_collapse_prediction, second_moments
-from .theory.paper import (
+from .theory import (
     collapse_prob_bounds,
     collapse_time_bounds,
-    expected_lambda_empirical,
-    expected_sigma_fully,
-    expected_sigma_partial,
+    collapse_time_law,
+    collapse_time_prediction,
+    expected_l1_to_first,
+    expected_sigma,
+    l1_to_first_upper_bound,
     log_theorem3_bound,
     log_theorem4_bound,
+    most_recent_collapse_prediction,
 )
-from .theory.partial import expected_l1_deviation
+from .theory.paper import expected_lambda_empirical
 
 __all__ = [
     "FULL_CASES",
@@ -198,10 +198,10 @@ def _rel(value: float, reference: float) -> float:
 
 def _fully(case: Case, seed: int) -> list[Check]:
     p0, label = case.p0(), case.label()
-    law = collapse_time_law(p0, case.n)
+    law = collapse_time_law(p0, n=case.n)
     horizon = case.n_generations or int(law.quantile(1 - 1e-6)) + 1
-    res = run_loop(p0, case.build(), n_runs=case.n_runs, n_generations=horizon, seed=seed,
-                   metrics=("sigma",), progress=False, trajectories="none")
+    res = simulate(p0=p0, scenario=case.build(), runs=case.n_runs, generations=horizon, seed=seed,
+                metrics=("sigma",), progress=False, trajectories="none")
     rho_m, _ = res.mean("collapsed")  # ρ_m (eq. 7): the fraction of runs collapsed by m
     T = res.data["collapse_time"].values.ravel()
     censored = int(np.isnan(T).sum())
@@ -210,8 +210,9 @@ def _fully(case: Case, seed: int) -> list[Check]:
     marks = sorted({1, max(1, round(law.mean / 4)), max(1, round(law.mean / 2)), round(law.mean)})
     for m in marks:
         out.append(_exact(f"S_{m} (eq. 6)", label,
-                          float(expected_sigma_fully(case.S0, case.n, m)), *_at(res, "sigma", m)))
-        lower, upper = collapse_prob_bounds(case.S0, case.support, case.n, m)
+                          float(expected_sigma(p0, scenario=case.build(), m=m)),
+                          *_at(res, "sigma", m)))
+        lower, upper = collapse_prob_bounds(p0, n=case.n, m=m)
         rho, se = _proportion(float(rho_m[m]), case.n_runs)
         out.append(_bound(f"rho_{m} >= eq. 7 lower", label, "lower", float(lower), rho, se))
         out.append(_bound(f"rho_{m} <= eq. 7 upper", label, "upper", float(upper), rho, se))
@@ -219,7 +220,7 @@ def _fully(case: Case, seed: int) -> list[Check]:
         z = _z(rho - theory, se)
         out.append(Check(f"rho_{m} (exact law)", label, "exact", theory, rho, se, z,
                          _rel(rho, theory), f"|z| < {Z_LIMIT:g}", abs(z) < Z_LIMIT))
-    lower, upper = collapse_time_bounds(case.S0, case.support, case.n)
+    lower, upper = collapse_time_bounds(p0, n=case.n)
     mean, se = _mean_se(T)
     out.append(_bound("E[T] >= eq. 8 lower", label, "lower", lower, mean, se))
     out.append(_bound("E[T] <= eq. 8 upper", label, "upper", upper, mean, se))
@@ -227,10 +228,11 @@ def _fully(case: Case, seed: int) -> list[Check]:
     out.append(_sd_check(label, float(law.sd), T))
     out.append(_ks_check(label, law, T, horizon, censored))
     out.append(_prediction("E[T] diffusion (Littler)", label,
-                           float(littler_collapse_time(p0, case.n)), mean, se,
+                           float(collapse_time_prediction(p0, n=case.n, method="littler")),
+                           mean, se,
                            TOLERANCE["littler"]))
     out.append(_prediction("E[T] corrected diffusion", label,
-                           float(collapse_time_prediction(p0, case.n)), mean, se,
+                           float(collapse_time_prediction(p0, n=case.n)), mean, se,
                            TOLERANCE["corrected"]))
     out.append(_proposition1(label, p0, res.data["absorbed_token"].values.ravel()))
     return out
@@ -281,17 +283,17 @@ def _proposition1(label: str, p0: np.ndarray, tokens: np.ndarray) -> Check:
 def _partial(case: Case, seed: int) -> list[Check]:
     p0, label = case.p0(), case.label()
     G = case.n_generations or 10
-    res = run_loop(p0, case.build(), n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
+    res = simulate(p0=p0, scenario=case.build(), runs=case.n_runs, generations=G, seed=seed,
+                metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
     out: list[Check] = []
     lam, _ = expected_lambda_empirical(p0, case.N, n_draws=200, seed=seed)
-    log_b3 = log_theorem3_bound(case.n, case.N, case.vocab)
-    log_b4 = log_theorem4_bound(case.n, case.N, case.vocab, lam)
+    log_b3 = log_theorem3_bound(p0, n=case.n, N=case.N)
+    log_b4 = log_theorem4_bound(p0, n=case.n, N=case.N, expected_lambda1=lam)
     for m in sorted({2, G}):
         out.append(_exact(f"S_{m} (eq. 9, corrected sign)", label,
-                          float(expected_sigma_partial(case.S0, case.n, case.N, m)),
+                          float(expected_sigma(p0, scenario=case.build(), m=m)),
                           *_at(res, "sigma", m)))
-        dev = expected_l1_deviation(p0, case.n, case.N, m)
+        dev = expected_l1_to_first(p0, n=case.n, N=case.N, m=m)
         mean, se = _at(res, "l1_to_first", m)
         out.append(_exact(f"E|p({m})-p(1)|_1 (exact chain)", label, dev.value, mean, se))
         out.append(_bound(f"E|p({m})-p(1)|_1 <= Jensen bound", label, "upper", dev.jensen_upper,
@@ -305,12 +307,12 @@ def _partial(case: Case, seed: int) -> list[Check]:
 def _most_recent(case: Case, seed: int) -> list[Check]:
     p0, label = case.p0(), case.label()
     scenario = case.build()
-    prediction = most_recent_collapse_prediction(p0, case.n, case.K)
+    prediction = most_recent_collapse_prediction(p0, n=case.n, K=case.K)
     G = case.n_generations or int(6 * prediction) + 10
-    res = run_loop(p0, scenario, n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma",), progress=False, trajectories="none")
-    mom = second_moments(case.S0, scenario, G)
-    out = [_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]), *_at(res, "sigma", m))
+    res = simulate(p0=p0, scenario=scenario, runs=case.n_runs, generations=G, seed=seed,
+                metrics=("sigma",), progress=False, trajectories="none")
+    sigma = expected_sigma(p0, scenario=scenario, m=np.arange(G + 1))
+    out = [_exact(f"S_{m} (exact moments)", label, float(sigma[m]), *_at(res, "sigma", m))
            for m in sorted({1, case.K, 2 * case.K, G // 4})]
     absorbed = res.data["absorption_time"].values.ravel()
     absorbed = np.where(np.isnan(absorbed), G + 1, absorbed)
@@ -323,13 +325,13 @@ def _random_pool(case: Case, seed: int) -> list[Check]:
     p0, label = case.p0(), case.label()
     scenario = case.build()
     G = case.n_generations or 50
-    res = run_loop(p0, scenario, n_runs=case.n_runs, n_generations=G, seed=seed,
-                   metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
-    mom = second_moments(case.S0, scenario, G)
-    upper = l1_to_first_upper_bound(p0, scenario, G)
+    res = simulate(p0=p0, scenario=scenario, runs=case.n_runs, generations=G, seed=seed,
+                metrics=("sigma", "l1_to_first"), progress=False, trajectories="none")
+    sigma = expected_sigma(p0, scenario=scenario, m=np.arange(G + 1))
+    upper = l1_to_first_upper_bound(p0, scenario=scenario, m=np.arange(G + 1))
     out = []
     for m in sorted({1, 2, G // 2, G}):
-        out.append(_exact(f"S_{m} (exact moments)", label, float(mom.sigma[m]),
+        out.append(_exact(f"S_{m} (exact moments)", label, float(sigma[m]),
                           *_at(res, "sigma", m)))
         if m >= 2:
             mean, se = _at(res, "l1_to_first", m)

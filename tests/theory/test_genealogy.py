@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import FullySynthetic
 from modelcollapse.theory.genealogy import (
     _Kernel,
@@ -88,7 +88,7 @@ def test_rows_rebuilt_on_demand_match_the_dense_block():
 @pytest.mark.parametrize("p", [0.5, 0.1, 0.93])
 def test_matches_exact_two_token_chain(n, p):
     chain = fully_synthetic_chain([p, 1 - p], n)
-    law = collapse_time_law([p, 1 - p], n, max_generations=40)
+    law = collapse_time_law([p, 1 - p], n=n, max_generations=40)
     assert law.mean == pytest.approx(chain.mean_collapse_time, rel=1e-9)
     assert law.sd == pytest.approx(chain.sd_collapse_time, rel=1e-9, abs=1e-12)
     np.testing.assert_allclose(law.survival, chain.survival(40), rtol=1e-9, atol=1e-15)
@@ -100,7 +100,7 @@ def test_matches_exact_two_token_chain(n, p):
                                       ([0.05, 0.0, 0.95, 0.0], 9)])
 def test_matches_exact_count_vector_chain(p, n):
     chain = fully_synthetic_chain(p, n)
-    law = collapse_time_law(p, n)
+    law = collapse_time_law(p, n=n)
     assert law.mean == pytest.approx(chain.mean_collapse_time, rel=1e-9)
     assert law.sd == pytest.approx(chain.sd_collapse_time, rel=1e-9)
     m = law.generations[-1]
@@ -109,7 +109,7 @@ def test_matches_exact_count_vector_chain(p, n):
 
 def test_series_and_solve_agree_and_tail_is_below_tol():
     p0 = target_distribution(600, 29, 0.1, seed=0)
-    law = collapse_time_law(p0, 100, tol=1e-12)
+    law = collapse_time_law(p0, n=100, tol=1e-12)
     assert law.tail <= 1e-12
     # what the series leaves out is the tail beyond M, about tail × n
     assert law.mean_series == pytest.approx(law.mean, rel=1e-12)
@@ -120,13 +120,13 @@ def test_series_and_solve_agree_and_tail_is_below_tol():
 
 def test_survival_is_accurate_far_below_rounding_of_one():
     """n = 2, p = (½, ½): P(T > m) = 2^−m exactly; 1 − ρ_m would floor at ~1e−16."""
-    law = collapse_time_law([0.5, 0.5], 2, tol=1e-30)
+    law = collapse_time_law([0.5, 0.5], n=2, tol=1e-30)
     m = law.generations
     np.testing.assert_allclose(law.survival[1:], 0.5 ** m[1:], rtol=1e-13)
     assert law.survival[-1] < 1e-30
     # a nearly-Dirac p(0): P(T > 1) = 1 − p1² − p2² = 2ε(1 − ε), without cancellation
     eps = 2.0**-40
-    near = collapse_time_law([1 - eps, eps], 2, max_generations=3)
+    near = collapse_time_law([1 - eps, eps], n=2, max_generations=3)
     assert near.survival[1] == pytest.approx(2 * eps * (1 - eps), rel=1e-13)
     assert near.mean == pytest.approx(1 + 4 * eps * (1 - eps), rel=1e-15)
 
@@ -136,13 +136,13 @@ def test_survival_is_accurate_far_below_rounding_of_one():
 
 def test_proposition1_limit_token_and_rho():
     p0 = np.array([0.5, 0.0, 0.3, 0.2])
-    law = collapse_time_law(p0, 12, tol=1e-13)
+    law = collapse_time_law(p0, n=12, tol=1e-13)
     late = law.dirac_token_prob(int(law.generations[-1]))
     np.testing.assert_allclose(late, p0, atol=1e-12)       # Proposition 1
     for m in (0, 1, 5, 30):
         assert law.dirac_token_prob(m).sum() == pytest.approx(law.collapse_prob[m], abs=1e-14)
     chain = fully_synthetic_chain(p0, 6)
-    np.testing.assert_allclose(collapse_time_law(p0, 6).dirac_token_prob(8),
+    np.testing.assert_allclose(collapse_time_law(p0, n=6).dirac_token_prob(8),
                                _chain_token_prob(chain, 8), rtol=1e-10)
 
 
@@ -160,7 +160,7 @@ def test_eq8_bounds_hold():
     for S0, support in ((0.01, 181), (0.5, 10)):
         p0 = target_distribution(600, support, S0, seed=0)
         for n in (10, 100):
-            mean = collapse_time_law(p0, n).mean
+            mean = collapse_time_law(p0, n=n).mean
             lower = 1 + (1 - S0) / (1 - 1 / support) * (n - 1)
             upper = 1 + (1 - S0) * n * (n - 1)
             assert lower <= mean <= upper
@@ -170,7 +170,7 @@ def test_eq8_bounds_hold():
 
 
 def test_one_sample_collapses_at_once():
-    law = collapse_time_law([0.2, 0.8], 1)
+    law = collapse_time_law([0.2, 0.8], n=1)
     assert (law.mean, law.sd) == (1.0, 0.0)
     np.testing.assert_array_equal(law.survival, [1.0, 0.0])
     np.testing.assert_array_equal(law.collapse_prob, [0.0, 1.0])
@@ -179,7 +179,7 @@ def test_one_sample_collapses_at_once():
 
 
 def test_dirac_p0():
-    law = collapse_time_law([0.0, 1.0, 0.0], 25, max_generations=4)
+    law = collapse_time_law([0.0, 1.0, 0.0], n=25, max_generations=4)
     assert (law.mean, law.sd) == (1.0, 0.0)
     np.testing.assert_array_equal(law.collapse_prob, [1.0] * 5)
     np.testing.assert_array_equal(law.survival, [1.0, 0, 0, 0, 0])
@@ -190,10 +190,10 @@ def test_dirac_p0():
 def test_contexts_are_independent_chains():
     p = np.array([target_distribution(30, 8, 0.3, seed=1), target_distribution(30, 3, 0.5, seed=2),
                   np.eye(30)[4]])
-    both = collapse_time_law(p, 15, max_generations=50)
+    both = collapse_time_law(p, n=15, max_generations=50)
     assert both.mean.shape == (3,) and both.survival.shape == (3, 51)
     for c in range(3):
-        one = collapse_time_law(p[c], 15, max_generations=50)
+        one = collapse_time_law(p[c], n=15, max_generations=50)
         assert both.mean[c] == pytest.approx(one.mean, rel=1e-14)
         assert both.sd[c] == pytest.approx(one.sd, rel=1e-14, abs=1e-15)
         np.testing.assert_allclose(both.collapse_prob[c], one.collapse_prob, rtol=1e-13)
@@ -203,17 +203,17 @@ def test_contexts_are_independent_chains():
 
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="'n' parameter of collapse_time_law"):
-        collapse_time_law([0.5, 0.5], 0)
+        collapse_time_law([0.5, 0.5], n=0)
     with pytest.raises(ValueError, match="'p0' parameter of collapse_time_law"):
-        collapse_time_law([0.5, 0.6], 3)
+        collapse_time_law([0.5, 0.6], n=3)
     with pytest.raises(ValueError, match="'q' parameter"):
-        collapse_time_law([0.5, 0.5], 5, max_generations=3).quantile(0.9999)
+        collapse_time_law([0.5, 0.5], n=5, max_generations=3).quantile(0.9999)
 
 
 def test_large_n_moments_hold_no_square_matrix():
     p0 = target_distribution(600, 181, 0.01, seed=0)
     tracemalloc.start()
-    law = collapse_time_law(p0, 10_000)
+    law = collapse_time_law(p0, n=10_000)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 50e6                      # an n × n float64 matrix would be 800 MB
@@ -228,9 +228,9 @@ def test_large_n_moments_hold_no_square_matrix():
 def test_loop_matches_law_mean_ks_support_and_rho():
     p0 = target_distribution(12, 6, 0.3, seed=3)
     n, runs = 8, 4000
-    law = collapse_time_law(p0, n)
+    law = collapse_time_law(p0, n=n)
     horizon = law.quantile(1 - 1e-6)
-    res = run_loop(p0, FullySynthetic(n=n), n_runs=runs, n_generations=horizon, seed=11,
+    res = simulate(p0=p0, scenario=FullySynthetic(n=n), runs=runs, generations=horizon, seed=11,
                    metrics=("support", "collapsed"), progress=False)
     times = res.data.collapse_time.values.ravel()
     assert not np.isnan(times).any()
@@ -238,7 +238,7 @@ def test_loop_matches_law_mean_ks_support_and_rho():
     assert abs(z) < Z_MAX
     assert ks_pvalue(times, law.survival) > P_MIN
     # the same KS statistic rejects the law of a neighbouring n: it has power here
-    assert ks_pvalue(times, collapse_time_law(p0, n + 2).survival) < P_MIN
+    assert ks_pvalue(times, collapse_time_law(p0, n=n + 2).survival) < P_MIN
     for m in (1, 3, 8, 20):
         support = full(res).support.values[:, 0, m]
         se = support.std(ddof=1) / np.sqrt(runs)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import (
     Accumulate,
     FreshReal,
@@ -20,9 +20,10 @@ from modelcollapse.scenarios import (
     PartiallySynthetic,
     RandomPool,
 )
+from modelcollapse.theory import expected_l2sq_to_first, expected_sigma
 from modelcollapse.theory.lineage_pairs import (
+    _sigma_by_descent,
     expected_power_sum,
-    expected_sigma,
     partially_synthetic_moments,
 )
 from modelcollapse.theory.markov import fully_synthetic_chain, window_chain
@@ -98,7 +99,7 @@ def test_partially_synthetic_moments_against_simulation():
             se = values.std(ddof=1) / np.sqrt(runs)
             assert abs(values.mean() - exact) < Z_MAX * se
     # the loop's σ_m agrees too, and nothing ever collapses with a 4-sample non-Dirac corpus
-    res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=4000, n_generations=G, seed=5,
+    res = simulate(p0=p0, scenario=PartiallySynthetic(n=n, N=N), runs=4000, generations=G, seed=5,
                    metrics=("sigma", "collapsed"), progress=False)
     for m in range(1, G + 1):
         values = full(res).sigma.values[:, 0, m]
@@ -113,23 +114,25 @@ def test_partially_synthetic_moments_against_simulation():
 # -- S_m of every fresh-draw scenario from a pair of lineages --------------------------------
 
 
-def test_expected_sigma_reduces_to_eq6_and_eq9():
+def test_sigma_by_descent_reduces_to_eq6_and_eq9():
     p0 = target_distribution(20, 7, 0.25, seed=4)
-    np.testing.assert_allclose(expected_sigma(p0, FullySynthetic(n=9), 25),
+    np.testing.assert_allclose(_sigma_by_descent(p0, FullySynthetic(n=9), 25),
                                1 - (1 - 1 / 9) ** np.arange(26) * 0.75, rtol=1e-12)
-    np.testing.assert_allclose(expected_sigma(p0, MostRecent(n=9, K=1), 25),
-                               expected_sigma(p0, FullySynthetic(n=9), 25), rtol=1e-13)
-    np.testing.assert_allclose(expected_sigma(p0, PartiallySynthetic(n=3, N=5), 10)[1:],
+    np.testing.assert_allclose(_sigma_by_descent(p0, MostRecent(n=9, K=1), 25),
+                               _sigma_by_descent(p0, FullySynthetic(n=9), 25), rtol=1e-13)
+    np.testing.assert_allclose(_sigma_by_descent(p0, PartiallySynthetic(n=3, N=5), 10)[1:],
                                [_eq9(m, 3, 5, 0.25) for m in range(1, 11)], rtol=1e-12)
     with pytest.raises(ValueError, match="'scenario' parameter of expected_sigma"):
-        expected_sigma(p0, Accumulate(n=3, N=5), 4)
+        _sigma_by_descent(p0, Accumulate(n=3, N=5), 4)
 
 
 @pytest.mark.parametrize("split", ["even", "literal"])
 @pytest.mark.parametrize(("n", "K"), [(4, 2), (5, 3), (7, 3)])
 def test_window_sigma_matches_exact_window_chain(n, K, split):
     exact = window_chain([0.4, 0.6], n, K, split=split).sigma_mean(40)
-    np.testing.assert_allclose(expected_sigma([0.4, 0.6], MostRecent(n=n, K=K, split=split), 40),
+    scenario = MostRecent(n=n, K=K, split=split)
+    np.testing.assert_allclose(_sigma_by_descent([0.4, 0.6], scenario, 40), exact, rtol=1e-12)
+    np.testing.assert_allclose(expected_sigma([0.4, 0.6], scenario=scenario, m=np.arange(41)),
                                exact, rtol=1e-12)
 
 
@@ -139,28 +142,28 @@ def test_window_sigma_matches_exact_window_chain(n, K, split):
 def test_expected_sigma_matches_the_loop(scenario, seed):
     p0 = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
     runs, G = 4000, 30
-    exact = expected_sigma(p0, scenario, G)
-    res = run_loop(p0, scenario, n_runs=runs, n_generations=G, seed=seed, metrics=("sigma",),
-                   progress=False)
+    exact = expected_sigma(p0, scenario=scenario, m=np.arange(G + 1))
+    res = simulate(p0=p0, scenario=scenario, runs=runs, generations=G, seed=seed,
+                   metrics=("sigma",), progress=False)
     sigma = full(res).sigma.values[:, 0, :]
     se = sigma.std(axis=0, ddof=1) / np.sqrt(runs)
     z = (sigma.mean(axis=0)[1:] - exact[1:]) / se[1:]
     assert np.max(np.abs(z)) < Z_MAX  # 30 generations: Bonferroni level 30 × 6.3e-5 = 2e-3
 
 
-def test_pair_genealogy_agrees_with_cross_moment_recursions():
-    """Two independent derivations of the same second moments: lineage pairs here, cross
-    moments M(t, u) in theory.mixed and theory.partial."""
-    from modelcollapse.theory.mixed import second_moments
-    from modelcollapse.theory.partial import expected_l2sq_deviation
-
+def test_pair_genealogy_agrees_with_the_public_second_moments():
+    """Two independent derivations of the same second moments: lineage pairs here; eqs. 6
+    and 9 and the cross moments M(t, u) of theory.mixed and theory.partial behind the public
+    theory.expected_sigma and theory.expected_l2sq_to_first."""
     p0 = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
-    s0 = float(np.sum(p0**2))
-    for scenario in (MostRecent(n=10, K=5), MostRecent(n=9, K=4, split="literal"),
-                     RandomPool(n=6), FreshReal(n=6, N=3)):
-        np.testing.assert_allclose(expected_sigma(p0, scenario, 120),
-                                   second_moments(s0, scenario, 120).sigma, rtol=1e-12)
+    m = np.arange(121)
+    for scenario in (FullySynthetic(n=7), PartiallySynthetic(n=3, N=5), MostRecent(n=10, K=5),
+                     MostRecent(n=9, K=4, split="literal"), RandomPool(n=6), FreshReal(n=6, N=3)):
+        np.testing.assert_allclose(_sigma_by_descent(p0, scenario, 120),
+                                   expected_sigma(p0, scenario=scenario, m=m), rtol=1e-12)
     moments = partially_synthetic_moments(p0, 3, 5, 20)
-    for m in (1, 2, 5, 20):
-        assert moments.l2sq_to_first[m] == pytest.approx(expected_l2sq_deviation(s0, 3, 5, m),
-                                                         rel=1e-12, abs=1e-15)
+    m = np.array([1, 2, 5, 20])
+    np.testing.assert_allclose(
+        moments.l2sq_to_first[m],
+        expected_l2sq_to_first(p0, scenario=PartiallySynthetic(n=3, N=5), m=m),
+        rtol=1e-12, atol=1e-15)

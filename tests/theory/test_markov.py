@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from modelcollapse.loop import run_loop
+from modelcollapse import simulate
 from modelcollapse.scenarios import MostRecent
 from modelcollapse.theory.markov import fully_synthetic_chain, window_chain
 from result_tables import full
@@ -136,8 +136,8 @@ def test_window_chain_matches_the_loop(K, split, seed):
     n, runs, horizon = 4, 10_000, 300
     window = window_chain(p0, n, K, split=split)
     t_law, a_law = window.survival(horizon)
-    res = run_loop(p0, MostRecent(n=n, K=K, split=split), n_runs=runs, n_generations=horizon,
-                   seed=seed, metrics=("collapsed",), progress=False)
+    res = simulate(p0=p0, scenario=MostRecent(n=n, K=K, split=split), runs=runs,
+                   generations=horizon, seed=seed, metrics=("collapsed",), progress=False)
     for name, exact, law in (("collapse_time", window.mean_collapse_time, t_law),
                              ("absorption_time", window.mean_absorption_time, a_law)):
         values = full(res)[name].values.ravel()

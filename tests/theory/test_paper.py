@@ -1,4 +1,6 @@
-"""The paper's closed forms and bounds (theory.paper) against exact small cases and Monte Carlo."""
+"""The paper's closed forms and bounds (theory.paper) against exact small cases and Monte Carlo:
+the public functions (p(0) first, sizes as keywords) and the formulas in the paper's own
+variables they are built on."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import pytest
 from enumeration import compositions
 from scipy.stats import binom, multinomial
 
-from modelcollapse.distributions import PAPER_FIG2_PAIRS, target_distribution
-from modelcollapse.theory import paper
-from modelcollapse.theory.genealogy import collapse_time_law
+from modelcollapse.distributions import PAPER_FIG2_PAIRS, target_distribution, uniform_distribution
+from modelcollapse.theory import collapse_time_law, paper
 
 
 def exact_fully_sigma(p: np.ndarray, n: int, m_max: int) -> np.ndarray:
@@ -70,21 +71,36 @@ def test_eq9_corrected_is_exact_and_the_printed_sign_is_not():
 @pytest.mark.parametrize("n", [2, 10, 50, 200])
 def test_eq7_and_eq8_bound_the_exact_law(S0, support, n):
     p0 = target_distribution(600, support, S0, seed=0)
-    law = collapse_time_law(p0, n)
-    lower, upper = paper.collapse_time_bounds(S0, support, n)
+    law = collapse_time_law(p0, n=n)
+    lower, upper = paper.collapse_time_bounds(p0, n=n)
     # Both bounds can be tight (the upper one at n = 2): compare up to rounding.
     assert lower <= law.mean * (1 + 1e-12) and law.mean <= upper * (1 + 1e-12)
     m = np.arange(1, law.collapse_prob.size)
-    lo, hi = paper.collapse_prob_bounds(S0, support, n, m)
+    lo, hi = paper.collapse_prob_bounds(p0, n=n, m=m)
     rho = law.collapse_prob[1:]
     assert np.all(lo <= rho + 1e-12) and np.all(rho <= hi + 1e-12)
 
 
+def test_eq7_and_eq8_per_context():
+    rows = np.stack([target_distribution(600, support, S0, seed=0)
+                     for S0, support in PAPER_FIG2_PAIRS])
+    lower, upper = paper.collapse_time_bounds(rows, n=10)
+    lo, hi = paper.collapse_prob_bounds(rows, n=10, m=np.arange(1, 5))
+    assert lower.shape == upper.shape == (4,) and lo.shape == hi.shape == (4, 4)
+    for i, row in enumerate(rows):
+        assert (lower[i], upper[i]) == paper.collapse_time_bounds(row, n=10)
+        np.testing.assert_array_equal(lo[i], paper.collapse_prob_bounds(row, n=10,
+                                                                         m=np.arange(1, 5))[0])
+
+
 def test_bounds_reject_a_trivial_p0():
-    with pytest.raises(ValueError, match=r"'S0' parameter of theory\.collapse_time_bounds"):
-        paper.collapse_time_bounds(1.0, 5, 10)
-    with pytest.raises(ValueError, match="'support' parameter"):
-        paper.collapse_prob_bounds(0.5, 1, 10, 3)
+    dirac = np.array([0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match=r"'p0' parameter of theory\.collapse_time_bounds"):
+        paper.collapse_time_bounds(dirac, n=10)
+    with pytest.raises(ValueError, match="nontrivial p"):
+        paper.collapse_prob_bounds(dirac, n=10, m=3)
+    with pytest.raises(ValueError, match="'m' parameter"):
+        paper.collapse_prob_bounds(np.array([0.5, 0.5]), n=10, m=0)
     with pytest.raises(TypeError, match="'m' parameter"):
         paper.expected_sigma_fully(0.1, 10, 2.5)
 
@@ -116,9 +132,11 @@ def test_G_regimes_and_logs():
 @pytest.mark.parametrize("s", [600, 10**5])
 @pytest.mark.parametrize("n", [1, 400, 10**4, 10**6])
 def test_log_space_stays_finite(s, n):
-    values = [paper.log_G(n, s), paper.log_theorem3_bound(n, 100, s),
-              paper.log_theorem4_bound(n, 100, s, 0.2),
-              paper.log_lemma1_bound(n, s, 0.1, 0.4), paper.log_weissman_bound(n, s, 0.1, 0.4)]
+    p0 = uniform_distribution(s)
+    values = [paper.log_G(n, s), paper.log_theorem3_bound(p0, n=n, N=100),
+              paper.log_theorem4_bound(p0, n=n, N=100, expected_lambda1=0.2),
+              paper.log_lemma1_bound(p0, n=n, epsilon=0.1),
+              paper.log_weissman_bound(p0, n=n, epsilon=0.1)]
     assert all(math.isfinite(v) for v in values)
 
 
@@ -133,7 +151,8 @@ def test_theorem3_bound_matches_its_formula_where_it_is_a_float():
     G = 2**s - 2 if s < paper.C0 * n / 4 + 2 else None
     assert G is not None
     expected = math.sqrt(math.pi * n / 2) * G / N
-    assert math.isclose(math.exp(paper.log_theorem3_bound(n, N, s)), expected)
+    assert math.isclose(math.exp(paper.log_theorem3_bound(uniform_distribution(s), n=n, N=N)),
+                        expected)
 
 
 @pytest.mark.parametrize(("s", "N", "eps"), [(600, 10**6, 0.1), (600, 10**8, 0.05),
@@ -142,10 +161,11 @@ def test_eq11_is_sufficient_and_more_conservative_than_theorem3(s, N, eps):
     n11 = paper.largest_safe_n_eq11(s, N, eps)
     n3 = paper.largest_safe_n_theorem3(s, N, eps)
     assert n3 >= n11
+    p0 = uniform_distribution(s)  # Theorem 3 depends on p(0) through s only
     if n11 >= 1:
-        assert paper.log_theorem3_bound(n11, N, s) <= math.log(eps)
-    assert paper.log_theorem3_bound(n3, N, s) <= math.log(eps) < paper.log_theorem3_bound(
-        n3 + 1, N, s)
+        assert paper.log_theorem3_bound(p0, n=n11, N=N) <= math.log(eps)
+    assert paper.log_theorem3_bound(p0, n=n3, N=N) <= math.log(eps) < paper.log_theorem3_bound(
+        p0, n=n3 + 1, N=N)
 
 
 def test_eq11_allows_nothing_for_the_papers_settings():
@@ -162,9 +182,15 @@ def test_phi_and_zeta():
     assert paper.phi(0.0) == np.inf
     assert paper.zeta(0.25, 10, 100) == 0.5
     # E[λ1] = 1/4 turns Theorem 4 into Theorem 3 (φ(1/2) = 2).
-    assert math.isclose(paper.log_theorem4_bound(10, 100, 600, 0.25),
-                        paper.log_theorem3_bound(10, 100, 600))
-    assert paper.log_theorem4_bound(10, 100, 600, 0.05) < paper.log_theorem3_bound(10, 100, 600)
+    p0 = uniform_distribution(600)
+    assert math.isclose(paper.log_theorem4_bound(p0, n=10, N=100, expected_lambda1=0.25),
+                        paper.log_theorem3_bound(p0, n=10, N=100))
+    assert (paper.log_theorem4_bound(p0, n=10, N=100, expected_lambda1=0.05)
+            < paper.log_theorem3_bound(p0, n=10, N=100))
+    # Without E[λ1], Theorem 4 estimates it (Monte Carlo over corpora of N samples).
+    lam, _ = paper.expected_lambda_empirical(p0, 100, n_draws=200, seed=3)
+    assert paper.log_theorem4_bound(p0, n=10, N=100, seed=3) == paper.log_theorem4_bound(
+        p0, n=10, N=100, expected_lambda1=lam)
     with pytest.raises(ValueError, match=r"'x' parameter of theory\.phi"):
         paper.phi(0.7)
 
@@ -223,8 +249,9 @@ def test_lemma1_and_weissman_bound_the_simulated_tail():
     p, n, eps = np.array([0.7, 0.3]), 400, 0.12
     draws = rng.multinomial(n, p, size=20000) / n
     tail = float(np.mean(np.abs(draws - p).sum(axis=1) >= eps))
-    pi = paper.pi_p(p).upper
-    assert tail <= math.exp(paper.log_weissman_bound(n, 2, eps, pi))
-    assert tail <= math.exp(paper.log_lemma1_bound(n, 2, eps, pi))
+    assert tail <= math.exp(paper.log_weissman_bound(p, n=n, epsilon=eps))
+    assert tail <= math.exp(paper.log_lemma1_bound(p, n=n, epsilon=eps))
     # Lemma 1 improves on Weissman when s/n is large.
-    assert paper.log_lemma1_bound(10, 600, 0.5, 0.5) < paper.log_weissman_bound(10, 600, 0.5, 0.5)
+    wide = uniform_distribution(600)
+    assert (paper.log_lemma1_bound(wide, n=10, epsilon=0.5)
+            < paper.log_weissman_bound(wide, n=10, epsilon=0.5))

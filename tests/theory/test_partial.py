@@ -3,6 +3,7 @@ exact enumeration and simulation; the budget (theory.budget)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,11 +11,19 @@ import pytest
 from enumeration import compositions
 from scipy.stats import multinomial
 
+from modelcollapse import simulate
 from modelcollapse.distributions import target_distribution, uniform_distribution
-from modelcollapse.loop import run_loop
 from modelcollapse.scenarios import PartiallySynthetic
-from modelcollapse.theory import budget, partial
-from modelcollapse.theory.paper import expected_sigma_partial, log_theorem3_bound
+from modelcollapse.theory import (
+    budget,
+    expected_l1_to_first,
+    expected_l2sq_to_first,
+    log_theorem3_bound,
+    partial,
+    synthetic_budget,
+    theory_report,
+)
+from modelcollapse.theory.paper import expected_sigma_partial
 from result_tables import full
 
 
@@ -46,7 +55,9 @@ def test_exact_l1_and_l2_against_enumeration(N, n, m):
     l1, l2 = enumerate_deviation(p, N, n, m)
     S0 = float(np.sum(p * p))
     assert partial.expected_l2sq_deviation(S0, n, N, m) == pytest.approx(l2, rel=1e-10)
-    assert partial.expected_l1_deviation(p, n, N, m, method="exact").value == pytest.approx(
+    scenario = PartiallySynthetic(n=n, N=N)
+    assert expected_l2sq_to_first(p, scenario=scenario, m=m) == pytest.approx(l2, rel=1e-10)
+    assert expected_l1_to_first(p, n=n, N=N, m=m, method="exact").value == pytest.approx(
         l1, rel=1e-10)
     # E‖D‖₂² = c_m E[Σ p1_i(1 − p1_i)] = c_m (1 − S_1)
     S1 = float(expected_sigma_partial(S0, n, N, 1))
@@ -63,8 +74,8 @@ def test_token_moments_sum_to_eq9():
 
 def test_stationary_limits_agree():
     p = target_distribution(600, 22, 0.5, seed=0)
-    exact = partial.expected_l1_deviation(p, 30, 100, None, method="exact").value
-    late = partial.expected_l1_deviation(p, 30, 100, 60, method="exact").value
+    exact = expected_l1_to_first(p, n=30, N=100, m=None, method="exact").value
+    late = expected_l1_to_first(p, n=30, N=100, m=60, method="exact").value
     assert late == pytest.approx(exact, rel=1e-8)
     assert partial.expected_l2sq_deviation(0.5, 30, 100, None) == pytest.approx(
         partial.expected_l2sq_deviation(0.5, 30, 100, 60), rel=1e-10)
@@ -74,39 +85,42 @@ def test_stationary_limits_agree():
 @pytest.mark.parametrize(("n", "N", "m"), [(120, 40, None), (500, 100, 20), (60, 600, None)])
 def test_auto_is_within_a_thousandth_of_exact(support, S0, n, N, m):
     p = target_distribution(600, support, S0, seed=0)
-    auto = partial.expected_l1_deviation(p, n, N, m)
-    exact = partial.expected_l1_deviation(p, n, N, m, method="exact")
+    auto = expected_l1_to_first(p, n=n, N=N, m=m)
+    exact = expected_l1_to_first(p, n=n, N=N, m=m, method="exact")
     assert abs(auto.value / exact.value - 1) < 1e-3
     assert exact.value <= exact.jensen_upper
     # The continuous forms alone miss the discrete, skewed tokens.
-    gauss = partial.expected_l1_deviation(p, n, N, m, method="gaussian").value
+    gauss = expected_l1_to_first(p, n=n, N=N, m=m, method="gaussian").value
     assert abs(auto.value - exact.value) <= abs(gauss - exact.value)
 
 
 def test_exact_l1_against_the_loop_and_theorem3():
     p = target_distribution(600, 52, 0.1, seed=0)
     n, N = 10, 100
-    res = run_loop(p, PartiallySynthetic(n=n, N=N), n_runs=6000, n_generations=6, seed=5,
+    res = simulate(p0=p, scenario=PartiallySynthetic(n=n, N=N), runs=6000, generations=6, seed=5,
                    metrics=("l1_to_first", "sigma"), progress=False)
     for m in (2, 6):
         values = full(res)["l1_to_first"].isel(generation=m).values.ravel()
-        dev = partial.expected_l1_deviation(p, n, N, m)
+        dev = expected_l1_to_first(p, n=n, N=N, m=m)
         z = (values.mean() - dev.value) / (values.std(ddof=1) / math.sqrt(values.size))
         assert abs(z) < 4
-        assert values.mean() < dev.jensen_upper < math.exp(log_theorem3_bound(n, N, 600))
+        assert values.mean() < dev.jensen_upper < math.exp(log_theorem3_bound(p, n=n, N=N))
 
 
-def test_summary_is_json_ready():
+def test_report_is_json_ready():
     p = uniform_distribution(50)
-    out = partial.partial_deviation_summary(p, 5, 40, None)
-    assert out["l1_prediction"] < out["l1_jensen_upper"]
-    assert out["theorem3_bound"] > 2  # vacuous: ‖·‖₁ ≤ 2 always
-    assert set(out) >= {"l2sq_exact", "l1_method", "log_theorem3_bound"}
+    out = theory_report(p, n=5, N=40, epsilon=0.1)
+    json.dumps(out, allow_nan=False)
+    assert out["l1_deviation_prediction"] < out["l1_deviation_jensen_upper"]
+    assert out["log_theorem3_bound"] > math.log(2)  # vacuous: ‖·‖₁ ≤ 2 always
+    assert out["l2sq_deviation_exact"] == pytest.approx(
+        float(expected_l2sq_to_first(p, scenario=PartiallySynthetic(n=5, N=40), m=None)))
+    assert out["generations"] is None and out["l1_deviation_method"] in ("exact", "exact+beta")
 
 
 def test_budget_matches_the_prediction_and_simulation():
     p = uniform_distribution(600)
-    res = budget.synthetic_budget(p, 100, 0.1, n_runs=200, seed=1)
+    res = synthetic_budget(p, N=100, epsilon=0.1, n_runs=200, seed=1)
     assert res.n_prediction == 5 and res.n_eq11 == 0 and res.n_theorem3 == 0
     assert res.prediction_at_n <= 0.1 < res.prediction_at_next
     assert res.consistent
@@ -115,13 +129,13 @@ def test_budget_matches_the_prediction_and_simulation():
 
 def test_budget_is_unlimited_when_even_infinite_n_is_safe():
     p = uniform_distribution(600)
-    res = budget.synthetic_budget(p, 10**5, 0.1, simulate=False)
+    res = synthetic_budget(p, N=10**5, epsilon=0.1, simulate=False)
     assert res.n_prediction is None and res.prediction_at_n < 0.1
     assert res.n_eq11 >= 0 and res.consistent is None
     # The n → ∞ limit is the Beta(2c, 2(N − c)) diffusion value: check it against a large n.
     N = 200
     limit = budget.unlimited_deviation(p, N)
-    far = partial.expected_l1_deviation(p, 200 * N, N, None).value
+    far = expected_l1_to_first(p, n=200 * N, N=N, m=None).value
     assert far == pytest.approx(limit, rel=0.01)
 
 
@@ -130,11 +144,13 @@ def test_budget_for_a_fixed_generation_uses_the_first_unsafe_n():
     n, at_n, at_next, _ = budget.largest_safe_n(p, 1000, 0.05, generations=10)
     assert at_n <= 0.05 < at_next
     for k in (1, n // 2, n):
-        assert partial.expected_l1_deviation(p, k, 1000, 10).value <= 0.05
+        assert expected_l1_to_first(p, n=k, N=1000, m=10).value <= 0.05
 
 
 def test_bad_input_is_rejected():
-    with pytest.raises(ValueError, match=r"'method' parameter of theory\.expected_l1_deviation"):
-        partial.expected_l1_deviation(uniform_distribution(5), 2, 3, 2, method="magic")
-    with pytest.raises(ValueError, match=r"'generations' parameter of theory\.synthetic_budget"):
-        budget.synthetic_budget(uniform_distribution(5), 10, 0.1, generations=1)
+    with pytest.raises(ValueError, match=r"'method' parameter of theory\.expected_l1_to_first"):
+        expected_l1_to_first(uniform_distribution(5), n=2, N=3, m=2, method="magic")
+    with pytest.raises(ValueError, match=r"'m' parameter of theory\.synthetic_budget"):
+        synthetic_budget(uniform_distribution(5), N=10, epsilon=0.1, m=1)
+    with pytest.raises(ValueError, match=r"'p0' parameter of theory\.expected_l1_to_first"):
+        expected_l1_to_first(np.full((2, 4), 0.25), n=2, N=3, m=2)

@@ -6,7 +6,7 @@ import click
 
 from .._validation import check_float, check_int
 from ._common import echo_json, input_errors
-from .theory import DEFAULT_P0_SEED, p0_from_flags
+from .theory import p0_from_flags, p0_options
 
 
 def format_budget(result: dict) -> str:
@@ -37,35 +37,35 @@ def format_budget(result: dict) -> str:
 
 
 @click.command("budget")
-@click.option("--vocab", type=int, help="Vocabulary size s (p(0) uniform on it by default).")
 @click.option("--real", "N", type=int, required=True, help="Real corpus size N.")
 @click.option("--epsilon", type=float, required=True, help="Tolerance ε on E‖p(m) − p(1)‖₁.")
 @click.option("--generations", "m", type=int, help="Generation m (default: every generation).")
-@click.option("--support", type=int, help="Support size of p(0).")
-@click.option("--S0", "S0", type=float, help="Σ p_i² of p(0) (target_distribution).")
-@click.option("--p0", type=click.Path(dir_okay=False), help="p(0) from .npy/.txt/.csv/.json.")
-@click.option("--p0-seed", "p0_seed", type=int, default=DEFAULT_P0_SEED, show_default=True)
+@p0_options
+@click.option("--p0-seed", "p0_seed", type=int,
+              help="Seed of p(0) for the random families.  [default: --seed]")
 @click.option("--runs", type=int, default=200, show_default=True,
               help="Simulation runs at n and n + 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulation seed.")
 @click.option("--simulate/--no-simulate", default=True, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def command(vocab, N, epsilon, m, support, S0, p0, p0_seed, runs, seed, simulate, fmt) -> None:
+def command(N, epsilon, m, vocab, support, S0, family, p0, p0_seed, runs, seed, simulate,
+            fmt) -> None:
     """Largest synthetic n per generation next to N real samples: eq. 11, Theorem 3, the
     sharper prediction, and a simulation at that n."""
-    from ..theory.budget import synthetic_budget
+    from ..theory import synthetic_budget
 
     where = "budget"
     with input_errors():
-        p = p0_from_flags(vocab, support, S0, p0, p0_seed, where)
+        seed = check_int(seed, "seed", low=0, where=where)
+        p = p0_from_flags(where, vocab=vocab, support=support, S0=S0, family=family, p0=p0,
+                          distribution_seed=p0_seed, seed=seed)
         N = check_int(N, "real", low=1, where=where)
         epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
         if m is not None:
             m = check_int(m, "generations", low=2, where=where)
         runs = check_int(runs, "runs", low=2, where=where)
-        seed = check_int(seed, "seed", low=0, where=where)
-    result = synthetic_budget(p, N, epsilon, generations=m, simulate=simulate, n_runs=runs,
+    result = synthetic_budget(p, N=N, epsilon=epsilon, m=m, simulate=simulate, n_runs=runs,
                               seed=seed).to_dict()
     if fmt == "json":
         echo_json(result)

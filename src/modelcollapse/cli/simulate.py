@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..api import simulate
-from ..loop import REPRESENTATIONS
-from ..recorder import TRAJECTORY_MEMORY_MB
+from ..api import plan, simulate
+from ..engine.plan import REPRESENTATIONS
+from ..engine.recorder import TRAJECTORY_MEMORY_MB
 from ..results import atomic_write_text
 from ..spec import SimulationSpec, load_spec
 from ._common import echo_json, input_errors
@@ -65,8 +65,8 @@ def _number_of_runs(text: str) -> int:
 @click.option("--backend", type=click.Choice(["numpy", "torch"]))
 @click.option("--device", type=str, help="cpu or cuda (torch backend).")
 @click.option("--representation", type=click.Choice(REPRESENTATIONS),
-              help="How the torch backend holds a model: training tokens or counts "
-                   "(default auto).")
+              help="How a model is held: training tokens or counts (default auto: counts "
+                   "when the draws per model are many times the live support).")
 @click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
 @click.option("--trajectories", type=str,
               help="Runs whose every generation is kept: auto (all that fit in "
@@ -83,7 +83,10 @@ def _number_of_runs(text: str) -> int:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads of the compiled routes (default: $MODELCOLLAPSE_THREADS, else "
                    "every core); results do not depend on it.")
-def command(config, metrics, out, fmt, progress, threads, **flags) -> None:
+@click.option("--explain", is_flag=True,
+              help="Print the resolved plan (backend, representation, route, chunks, kept "
+                   "trajectories) and exit without simulating.")
+def command(config, metrics, out, fmt, progress, threads, explain, **flags) -> None:
     """Simulate the recursive train-generate loop and summarise collapse."""
     with input_errors():
         given = {k: v for k, v in flags.items() if v is not None}
@@ -94,9 +97,13 @@ def command(config, metrics, out, fmt, progress, threads, **flags) -> None:
         spec = load_spec(config, **given) if config else SimulationSpec(**given)
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"'out' must be a directory; {out!r} is a file")
-        spec.kept_runs(streamed=out is not None)
-    store = None if out is None else Path(out) / "result.zarr"
-    result = simulate(spec, progress=progress, threads=threads, store=store)
+        store = None if out is None else Path(out) / "result.zarr"
+        resolved = plan(spec, threads=threads, store=store)  # refuses before any work
+    if explain:
+        click.echo(resolved.describe())
+        return
+    result = simulate(spec, seed=resolved.entropy, progress=progress, threads=threads,
+                      store=store)
     summary = result.summary()
     if out is not None:
         from ..plots import simulation_figure

@@ -27,8 +27,8 @@ from ..plots import (
 )
 from ..results import Result
 from .figure_spec import Cell, Figure
+from .measure import measure
 from .overlays import CellTheory, collapse_time_curves
-from .runner import measure
 
 __all__ = ["LAYOUTS", "draw"]
 

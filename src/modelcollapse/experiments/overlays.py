@@ -5,14 +5,14 @@ Only calls into :mod:`modelcollapse.theory`; no formula is restated here.
 * ``eq6``: S_m = E σ_m of the fully synthetic loop (Theorem 1, eq. 6), averaged over contexts.
 * ``eq8``: the bounds of eq. 8 on E[T] (Theorem 1).
 * ``exact_T``: the exact law of T from the genealogy of the samples
-  (:func:`~modelcollapse.theory.genealogy.collapse_time_law`): E[T], sd(T), P(T = m), ρ_m.
+  (:func:`~modelcollapse.theory.collapse_time_law`): E[T], sd(T), P(T = m), ρ_m.
 * ``diffusion_T``: E[T] from the Wright–Fisher diffusion (Littler 1975) and its finite-n
-  correction (:mod:`modelcollapse.theory.diffusion`).
+  correction (:func:`~modelcollapse.theory.collapse_time_prediction`).
 * ``eq9``: S_m of the partially synthetic loop (Theorem 2, eq. 9).
 * ``moments``: exact S_m of any fresh-draw scenario (windows, random pool; §4.2) from the
-  second-moment recursion of :func:`~modelcollapse.theory.mixed.second_moments`.
+  second-moment recursion (:func:`~modelcollapse.theory.expected_sigma`).
 * ``absorption``: the approximate absorption time of the most-recent-K window
-  (:func:`~modelcollapse.theory.mixed.most_recent_collapse_prediction`; K = 1: E[T]).
+  (:func:`~modelcollapse.theory.most_recent_collapse_prediction`; K = 1: E[T]).
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ import numpy as np
 
 from ..scenarios import FullySynthetic, MostRecent
 from ..spec import SimulationSpec
-from ..theory.diffusion import collapse_time_prediction, littler_collapse_time
-from ..theory.genealogy import collapse_time_law
-from ..theory.mixed import most_recent_collapse_prediction, second_moments
-from ..theory.paper import collapse_time_bounds, expected_sigma_fully, expected_sigma_partial
+from ..theory import (
+    collapse_time_bounds,
+    collapse_time_law,
+    collapse_time_prediction,
+    expected_sigma,
+    most_recent_collapse_prediction,
+)
 
 __all__ = ["THEORIES", "CellTheory", "cell_theory", "collapse_time_curves"]
 
@@ -46,8 +49,8 @@ def _rows(p0: np.ndarray) -> np.ndarray:
 
 
 def _eq6(p0, spec, generations, snapshots, out: CellTheory) -> None:
-    s0 = np.sum(_rows(p0) ** 2, axis=1)                                       # (contexts,)
-    curve = np.mean([expected_sigma_fully(float(s), spec.n, generations) for s in s0], axis=0)
+    curve = np.mean(expected_sigma(_rows(p0), scenario=FullySynthetic(n=spec.n), m=generations),
+                    axis=0)
     out.curves["S_eq6"] = curve
     out.numbers["S_eq6_final"] = float(curve[-1])
     for m in snapshots:
@@ -56,14 +59,13 @@ def _eq6(p0, spec, generations, snapshots, out: CellTheory) -> None:
 
 def _eq8(p0, spec, generations, snapshots, out: CellTheory) -> None:
     rows = _rows(p0)
-    bounds = np.array([collapse_time_bounds(float(np.sum(r**2)), int(np.count_nonzero(r)), spec.n)
-                       for r in rows])                                          # (contexts, 2)
+    bounds = np.array([collapse_time_bounds(r, n=spec.n) for r in rows])       # (contexts, 2)
     out.numbers["T_lower_eq8"], out.numbers["T_upper_eq8"] = bounds.mean(axis=0).tolist()
 
 
 def _exact_T(p0, spec, generations, snapshots, out: CellTheory) -> None:
     rows = _rows(p0)
-    law = collapse_time_law(rows, spec.n, max_generations=int(generations[-1]))
+    law = collapse_time_law(rows, n=spec.n, max_generations=int(generations[-1]))
     out.numbers["T_exact"] = float(np.mean(law.mean))
     out.numbers["T_exact_sd"] = float(np.mean(law.sd)) if rows.shape[0] == 1 else None
     dirac = law.collapse_prob.mean(axis=0)                                     # (G+1,)
@@ -76,22 +78,21 @@ def _exact_T(p0, spec, generations, snapshots, out: CellTheory) -> None:
 
 def _diffusion_T(p0, spec, generations, snapshots, out: CellTheory) -> None:
     rows = _rows(p0)
-    out.numbers["T_diffusion"] = float(np.mean(littler_collapse_time(rows, spec.n)))
-    out.numbers["T_diffusion_corrected"] = float(np.mean(collapse_time_prediction(rows, spec.n)))
+    out.numbers["T_diffusion"] = float(np.mean(collapse_time_prediction(rows, n=spec.n,
+                                                                        method="littler")))
+    out.numbers["T_diffusion_corrected"] = float(np.mean(collapse_time_prediction(rows, n=spec.n)))
 
 
 def _eq9(p0, spec, generations, snapshots, out: CellTheory) -> None:
-    s0 = np.sum(_rows(p0) ** 2, axis=1)
-    curve = np.mean([expected_sigma_partial(float(s), spec.n, spec.N, generations) for s in s0],
+    curve = np.mean(expected_sigma(_rows(p0), scenario=spec.build_scenario(), m=generations),
                     axis=0)
     out.curves["S_eq9"] = curve
     out.numbers["S_eq9_final"] = float(curve[-1])
 
 
 def _moments(p0, spec, generations, snapshots, out: CellTheory) -> None:
-    # S_m is linear in S0 (only Σ p_i² enters), so contexts average through S0.
-    s0 = float(np.mean(np.sum(_rows(p0) ** 2, axis=1)))
-    curve = second_moments(s0, spec.build_scenario(), int(generations[-1])).sigma
+    curve = np.mean(expected_sigma(_rows(p0), scenario=spec.build_scenario(), m=generations),
+                    axis=0)
     out.curves["S_exact"] = curve
     out.numbers["S_exact_final"] = float(curve[-1])
     # The same window as the measured plateau: generations G//2 … G.
@@ -102,10 +103,10 @@ def _absorption(p0, spec, generations, snapshots, out: CellTheory) -> None:
     scenario = spec.build_scenario()
     row = _rows(p0)[0]
     if isinstance(scenario, FullySynthetic):
-        out.numbers["absorption_predicted"] = float(collapse_time_prediction(row, spec.n))
+        out.numbers["absorption_predicted"] = float(collapse_time_prediction(row, n=spec.n))
     elif isinstance(scenario, MostRecent) and scenario.split == "even":
-        out.numbers["absorption_predicted"] = most_recent_collapse_prediction(row, spec.n,
-                                                                              scenario.K)
+        out.numbers["absorption_predicted"] = most_recent_collapse_prediction(row, n=spec.n,
+                                                                              K=scenario.K)
 
 
 #: Theory name (as figure specs write it) -> what computes it.
@@ -130,11 +131,11 @@ def collapse_time_curves(p0: np.ndarray, n_values: Sequence[int]) -> dict[str, n
     Used by Fig. 2 to draw the theory as curves between the simulated n.
     """
     p0 = np.asarray(p0, dtype=np.float64)
-    s0, support = float(np.sum(p0**2)), int(np.count_nonzero(p0))
     n_values = np.asarray(n_values)
     return {
         "n": n_values,
-        "T_exact": np.array([collapse_time_law(p0, int(n)).mean for n in n_values]),
-        "T_lower_eq8": np.array([collapse_time_bounds(s0, support, int(n))[0] for n in n_values]),
-        "T_diffusion": np.array([littler_collapse_time(p0, int(n)) for n in n_values]),
+        "T_exact": np.array([collapse_time_law(p0, n=int(n)).mean for n in n_values]),
+        "T_lower_eq8": np.array([collapse_time_bounds(p0, n=int(n))[0] for n in n_values]),
+        "T_diffusion": np.array([collapse_time_prediction(p0, n=int(n), method="littler")
+                                 for n in n_values]),
     }

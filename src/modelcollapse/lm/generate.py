@@ -62,10 +62,6 @@ class Sampling:
         if self.top_p is not None:
             check_float(self.top_p, "top_p", low=0.0, high=1.0, low_open=True, where="sampling")
 
-    @property
-    def is_plain(self) -> bool:
-        return self.temperature == 1.0 and self.top_k is None and self.top_p is None
-
 
 def transform_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
     """Log-probabilities (B, V), float32, of the transformed next-token distribution."""

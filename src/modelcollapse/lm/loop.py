@@ -64,7 +64,6 @@ __all__ = [
     "RunDirectoryMismatch",
     "Segment",
     "data_plan",
-    "keeps_published",
     "make_lm_scenario",
     "run",
 ]
@@ -119,12 +118,6 @@ def make_lm_scenario(name: str | Scenario, *, tokens: int, synthetic_fraction: f
     return FullySynthetic(n=tokens)
 
 
-def keeps_published(scenario: Scenario) -> bool:
-    """Whether a generation's published samples are kept and reused by every later model
-    (the accumulate scenario) instead of drawn fresh for each (eq. 5 as written)."""
-    return isinstance(scenario, Accumulate)
-
-
 @dataclass(frozen=True)
 class Segment:
     """Tokens [start, stop) of generation ``generation``'s corpus."""
@@ -169,7 +162,7 @@ def data_plan(scenario: Scenario, n_generations: int, *, unit: Callable[[int], i
                 continue
             u = unit(t)
             count = -(-int(count) // u) * u
-            reused = scenario.real == "corpus" if t == 0 else keeps_published(scenario)
+            reused = scenario.real == "corpus" if t == 0 else scenario.keeps_published
             start = 0 if reused else cursor[t]
             if not reused:
                 cursor[t] += count

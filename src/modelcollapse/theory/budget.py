@@ -6,7 +6,7 @@ that keeps E‖p(m) − p(1)‖₁ ≤ ε, three ways side by side:
 * ``eq11``: the paper's closed form (eq. 11), distribution-free and very conservative;
 * ``theorem3``: the largest n whose Theorem 3 bound is ≤ ε (a bisection on the bound);
 * ``prediction``: the largest n such that the predicted E‖p(m) − p(1)‖₁
-  (``theory.partial.expected_l1_deviation``, exact to 0.05 %) is ≤ ε for every n' ≤ n, for
+  (``theory.expected_l1_to_first``, exact to 0.05 %) is ≤ ε for every n' ≤ n, for
   the given p(0) and generation m. m = None means every generation, i.e. the limit m → ∞
   (the deviation grows with m). In that limit the deviation also grows with n, towards its
   n → ∞ value Σ_c w_c E|Beta(2c, 2(N − c)) − c/N| (the Wright–Fisher diffusion pulled back
@@ -15,6 +15,10 @@ that keeps E‖p(m) − p(1)‖₁ ≤ ε, three ways side by side:
   reproduce p(m−1) exactly); the budget is then the start of the unsafe range.
 * ``simulation``: the loop run at the predicted n and at n + 1, mean ± standard error of
   ‖p(m) − p(1)‖₁, with z = (mean − ε)/se for each.
+
+Public (re-exported by :mod:`modelcollapse.theory`): ``synthetic_budget``. Building blocks,
+importable from here: ``largest_safe_n`` (the prediction), ``unlimited_deviation``,
+``simulation_generations``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 from .._validation import check_float, check_int, check_probabilities
 from ..rng import SeedLike
 from .paper import largest_safe_n_eq11, largest_safe_n_theorem3
-from .partial import beta_mean_abs_deviation, corpus_count_weights, expected_l1_deviation
+from .partial import beta_mean_abs_deviation, corpus_count_weights, expected_l1_to_first
 
 __all__ = ["BudgetResult", "SimulatedDeviation", "largest_safe_n", "simulation_generations",
            "synthetic_budget", "unlimited_deviation"]
@@ -87,7 +91,7 @@ class BudgetResult:
 def _predicted(p0: np.ndarray, n: int, N: int, m: int | None) -> tuple[float, str]:
     if n == 0:
         return 0.0, "exact"
-    dev = expected_l1_deviation(p0, n, N, m)
+    dev = expected_l1_to_first(p0, n=n, N=N, m=m)
     return dev.value, dev.method
 
 
@@ -146,10 +150,10 @@ def simulation_generations(n: int, N: int, generations: int | None) -> int:
 
 def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: int,
               seed: SeedLike) -> SimulatedDeviation:
-    from ..loop import run_loop  # the loop is heavy to import; only simulation needs it
+    from ..api import simulate  # the engine is heavy to import; only simulation needs it
     from ..scenarios import PartiallySynthetic
 
-    res = run_loop(p0, PartiallySynthetic(n=n, N=N), n_runs=n_runs, n_generations=m,
+    res = simulate(p0=p0, scenario=PartiallySynthetic(n=n, N=N), runs=n_runs, generations=m,
                    seed=seed, metrics=("l1_to_first",), progress=False, trajectories="none")
     means, ses = res.mean("l1_to_first")  # over the runs, per generation
     mean, se = float(means[m]), float(ses[m])
@@ -158,15 +162,17 @@ def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: in
     return SimulatedDeviation(n, m, n_runs, mean, se, z)
 
 
-def synthetic_budget(p0: np.ndarray, N: int, epsilon: float, *, generations: int | None = None,
+def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None,
                      simulate: bool = True, n_runs: int = 200,
                      seed: SeedLike = 0) -> BudgetResult:
-    """The synthetic-data budget for real corpus size N and tolerance ε (module doc).
+    """The largest synthetic n per generation next to a real corpus of N samples that keeps
+    E‖p(m) − p(1)‖₁ ≤ ε in the partially synthetic loop: by eq. 11, by inverting Theorem 3,
+    and by the prediction ``expected_l1_to_first`` (module doc), optionally simulated.
 
     ``p0`` (vocab,) is the real distribution; the vocabulary size s of eq. 11 and Theorem 3
-    is ``len(p0)``. ``generations``: the generation m at which E‖p(m) − p(1)‖₁ must stay
-    below ε (None: all generations). ``simulate``: also run the loop at n and n + 1 with
-    ``n_runs`` runs each.
+    is ``len(p0)``. ``m``: the generation (≥ 2) at which E‖p(m) − p(1)‖₁ must stay below ε
+    (None: all generations; the result's field ``generations``). ``simulate``: also run the
+    loop at n and n + 1 with ``n_runs`` runs each.
     """
     where = "theory.synthetic_budget"
     p = check_probabilities(p0, "p0", where=where)
@@ -175,8 +181,7 @@ def synthetic_budget(p0: np.ndarray, N: int, epsilon: float, *, generations: int
                          f"Got shape {p.shape} instead.")
     N = check_int(N, "N", low=1, where=where)
     epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
-    if generations is not None:
-        generations = check_int(generations, "generations", low=2, where=where)
+    generations = None if m is None else check_int(m, "m", low=2, where=where)
     n_runs = check_int(n_runs, "n_runs", low=2, where=where)
     s = max(p.size, 2)
     n_pred, at_n, at_next, method = largest_safe_n(p, N, epsilon, generations)
@@ -185,8 +190,8 @@ def synthetic_budget(p0: np.ndarray, N: int, epsilon: float, *, generations: int
         # The same seed at n and n + 1 (common random numbers sharpen their comparison).
         for n in (() if n_pred is None else (n_pred, n_pred + 1)):
             if n >= 1:
-                m = simulation_generations(n, N, generations)
-                sims.append(_simulate(p, n, N, m, epsilon, n_runs, seed))
+                at = simulation_generations(n, N, generations)
+                sims.append(_simulate(p, n, N, at, epsilon, n_runs, seed))
     return BudgetResult(vocab=p.size, N=N, epsilon=epsilon, generations=generations,
                         n_eq11=largest_safe_n_eq11(s, N, epsilon),
                         n_theorem3=largest_safe_n_theorem3(s, N, epsilon),

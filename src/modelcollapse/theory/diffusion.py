@@ -5,10 +5,13 @@ The fully synthetic loop is the neutral multi-allele Wright–Fisher chain with 
 (each sample of model m copies a uniformly chosen training sample of model m−1). T, the first
 m ≥ 1 with p(m) a Dirac mass (Theorem 1), is its fixation time started at p(0).
 
-* ``littler_collapse_time``: the diffusion limit (Kimura; Littler 1975),
+``collapse_time_prediction(p0, n=n, method=...)`` (public, re-exported by
+:mod:`modelcollapse.theory`) gives E[T] three ways:
+
+* ``method="littler"``: the diffusion limit (Kimura; Littler 1975),
   E[T] ≈ −2n Σ_i (1 − p_i) ln(1 − p_i). It overestimates E[T] by about
   (1/3) ln n + 0.2…0.7 generations (+2-3.4 % at n = 50 on the paper's Fig. 2 distributions).
-* ``collapse_time_prediction``: the corrected prediction (same order of cost). Trace the n
+* ``method="corrected"`` (default): the corrected prediction (same order of cost). Trace the n
   samples of a generation back to generation 1: their distinct ancestors B_t (t generations
   back, B_0 = n) form the lineage-counting chain, and with g(k) = Σ_i p_i^k (the chance that
   k i.i.d. draws of p(0) agree) and h(k) = 1 − g(k),
@@ -25,6 +28,13 @@ m ≥ 1 with p(m) a Dirac mass (Theorem 1), is its fixation time started at p(0)
   B_t = 1), fitted on n = 50 … 2400 to 10⁻⁶ and checked against the exact chain in the tests.
   Against the exact law the relative error is below 0.01 % for the Fig. 2 distributions at
   n ≥ 50 and below 1 % on every case tried, down to n = 2 (docs/theory.md).
+* ``method="kingman"``: Kingman's τ_k with n lineages (the diffusion limit truncated at n,
+  plus one).
+
+Building blocks, importable from here (not re-exported by :mod:`modelcollapse.theory`):
+
+* ``collapse_time_sd_prediction``: sd(T) under the corrected approximation;
+  ``lineage_times`` (τ_k) and ``power_sums`` (g(k)).
 * ``diffusion_collapse_law``: the distribution of T under the same approximation: the lineage
   count as a continuous-time pure-death chain with mean holding times τ_k, and a random level
   K* (P(K* ≥ k) = g(k)) at which the surviving ancestors first carry one token; T − 1 is the
@@ -40,17 +50,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm
 
-from .._validation import check_int, check_probabilities
+from .._validation import check_choice, check_int, check_probabilities
 
 __all__ = [
     "KAPPA",
     "KAPPA_1",
+    "PREDICTION_METHODS",
     "DiffusionLaw",
     "collapse_time_prediction",
     "collapse_time_sd_prediction",
     "diffusion_collapse_law",
     "lineage_times",
-    "littler_collapse_time",
     "power_sums",
 ]
 
@@ -69,15 +79,11 @@ def _rows(p0: np.ndarray, where: str) -> tuple[np.ndarray, bool]:
     return (p[None, :], True) if p.ndim == 1 else (p, False)
 
 
-def littler_collapse_time(p0: np.ndarray, n: int) -> float | np.ndarray:
+def _littler_collapse_time(rows: np.ndarray, n: int, single: bool) -> float | np.ndarray:
     """Diffusion approximation E[T] ≈ −2n Σ_i (1 − p_i) ln(1 − p_i) (Littler 1975).
 
-    ``p0`` is (vocab,) or (contexts, vocab); returns a float or an array (contexts,).
     A Dirac p(0) gives 0 (the diffusion has no discrete first generation).
     """
-    where = "theory.littler_collapse_time"
-    rows, single = _rows(p0, where)
-    n = check_int(n, "n", low=1, where=where)
     q = np.clip(1.0 - rows, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(q > 0, q * np.log(q), 0.0)
@@ -150,22 +156,36 @@ def _moments(p: np.ndarray, n: int, corrected: bool) -> tuple[float, float]:
     return mean, var
 
 
-def collapse_time_prediction(p0: np.ndarray, n: int, *,
-                             corrected: bool = True) -> float | np.ndarray:
-    """Predicted E[T] = 1 + Σ_{k=2}^{n} (1 − Σ_i p_i^k) τ_k (module doc). ``corrected=False``
-    uses Kingman's τ_k with n lineages (the diffusion limit truncated at n, plus one).
+#: The ways ``collapse_time_prediction`` predicts E[T] (module doc).
+PREDICTION_METHODS = ("corrected", "kingman", "littler")
 
+
+def collapse_time_prediction(p0: object, *, n: int,
+                             method: str = "corrected") -> float | np.ndarray:
+    """Predicted E[T] of the fully synthetic loop (the quantity Theorem 1 bounds in eq. 8)
+    from the Wright–Fisher diffusion.
+
+    ``method``: "corrected" (default), E[T] = 1 + Σ_{k=2}^{n} (1 − Σ_i p_i^k) τ_k with the
+    discrete-chain τ_k (module doc); "kingman", the same with Kingman's τ_k = 2n/(k(k−1))
+    (the diffusion limit truncated at n lineages, plus one); "littler", the diffusion limit
+    −2n Σ_i (1 − p_i) ln(1 − p_i) (Littler 1975; 0 for a Dirac p(0)).
     ``p0`` is (vocab,) or (contexts, vocab); returns a float or an array (contexts,).
     """
     where = "theory.collapse_time_prediction"
     rows, single = _rows(p0, where)
     n = check_int(n, "n", low=1, where=where)
+    method = check_choice(method, "method", PREDICTION_METHODS, where=where)
+    if method == "littler":
+        return _littler_collapse_time(rows, n, single)
+    corrected = method == "corrected"
     out = np.array([_moments(row, n, corrected)[0] for row in rows])
     return float(out[0]) if single else out
 
 
-def collapse_time_sd_prediction(p0: np.ndarray, n: int) -> float | np.ndarray:
-    """Predicted sd(T) under the same approximation (exponential holding times)."""
+def collapse_time_sd_prediction(p0: object, *, n: int) -> float | np.ndarray:
+    """Predicted sd(T) of the fully synthetic loop under the corrected approximation of
+    ``collapse_time_prediction`` (exponential holding times). ``p0`` is (vocab,) or
+    (contexts, vocab); returns a float or an array (contexts,)."""
     where = "theory.collapse_time_sd_prediction"
     rows, single = _rows(p0, where)
     n = check_int(n, "n", low=1, where=where)
@@ -195,7 +215,7 @@ class DiffusionLaw:
         return int(hit[0])
 
 
-def diffusion_collapse_law(p0: np.ndarray, n: int, *, max_generation: int | None = None,
+def diffusion_collapse_law(p0: object, *, n: int, max_generation: int | None = None,
                            tail: float = 1e-10) -> DiffusionLaw:
     """ρ_m and the survival function of T from the corrected lineage approximation.
 

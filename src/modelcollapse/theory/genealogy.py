@@ -440,10 +440,11 @@ def _generations_bound(n: int, p: np.ndarray, tol: float) -> int:
     return int(np.ceil(np.log(tol / excess) / np.log1p(-1.0 / n))) + 1
 
 
-def collapse_time_law(p0: object, n: int, *, tol: float = 1e-10,
+def collapse_time_law(p0: object, *, n: int, tol: float = 1e-10,
                       max_generations: int | None = None) -> CollapseTimeLaw:
     """The exact law of T, the first generation whose model is a Dirac mass, in the
-    fully-synthetic loop (paper §2.2, Theorem 1) with n samples per generation.
+    fully-synthetic loop (paper §2.2, Theorem 1: ρ_m = P(T ≤ m) of eq. 7, E[T] of eq. 8,
+    Proposition 1 through ``dirac_token_prob``) with n samples per generation.
 
     ``p0``: (vocab,) or (contexts, vocab). ``tol``: the law runs until P(T > M) ≤ tol.
     ``max_generations``: compute the law for exactly m = 0 … max_generations instead.

@@ -7,7 +7,8 @@ loop A follows the occupancy chain of :func:`~.genealogy.lineage_pmf`, which giv
 E[Σ_i (p_i^{(m)})^r] (:func:`expected_power_sum`); r = 2 is the paper's eq. 6 (Theorem 1).
 
 Pairs of lineages give S_m for every scenario whose samples are fresh draws
-(:func:`expected_sigma`: windows of either split, the random pool of §4.2, fresh real data;
+(:func:`_sigma_by_descent`, an independent derivation that the tests hold
+``theory.expected_sigma`` to: windows of either split, the random pool of §4.2, fresh real data;
 the counts n_t^(m) of eq. 5): two draws carry the same token if their lineages meet
 (identity by descent) and otherwise with probability S0. Where a lineage can land on the fixed
 real corpus they give the partially-synthetic S_m of eq. 9 (Theorem 2) and the exact
@@ -34,7 +35,6 @@ from .genealogy import _ancestor_weights, _as_contexts, _support_logs, lineage_p
 __all__ = [
     "PartiallySyntheticMoments",
     "expected_power_sum",
-    "expected_sigma",
     "partially_synthetic_moments",
 ]
 
@@ -204,8 +204,9 @@ def _pool_pair_identity(n: int, G: int) -> np.ndarray:
     return e
 
 
-def expected_sigma(p0: object, scenario: Scenario, n_generations: int) -> np.ndarray:
-    """S_m = E‖p(m)‖₂² (the mean of the loop's ``sigma``), m = 0 … n_generations, exactly.
+def _sigma_by_descent(p0: object, scenario: Scenario, n_generations: int) -> np.ndarray:
+    """S_m = E‖p(m)‖₂² (the mean of the loop's ``sigma``), m = 0 … n_generations, exactly,
+    from pairs of lineages: the independent cross-check of ``theory.expected_sigma``.
 
     Two draws from p(m) carry the same token if their lineages meet (identity by descent),
     and otherwise with probability S0, as they end on distinct draws of p(0):

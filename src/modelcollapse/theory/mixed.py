@@ -1,5 +1,9 @@
 """Mixed-generation scenarios (§4.2): most-recent-K and random-pool, and any eq.-5 scenario
-whose samples are fresh draws. Every function says what kind of answer it gives (``KINDS``):
+whose samples are fresh draws. Every function says what kind of answer it gives (``KINDS``).
+Public (re-exported by :mod:`modelcollapse.theory`): ``effective_population``,
+``most_recent_collapse_prediction``, ``l1_to_first_upper_bound``; S_m and E‖p(m) − p(1)‖₂² of
+these scenarios are ``theory.expected_sigma`` and ``theory.expected_l2sq_to_first``, built on
+``second_moments`` here.
 
 * **exact** — ``second_moments``: S_m = E‖p(m)‖₂², E‖p(m) − p(1)‖₂² and E‖p(m) − p(0)‖₂² for
   every m, for any scenario whose model m trains on n_t^(m) fresh draws from each earlier
@@ -36,6 +40,7 @@ import numpy as np
 from .._validation import check_float, check_int, check_probabilities
 from ..scenarios import Custom, FreshReal, FullySynthetic, MostRecent, RandomPool, Scenario
 from .diffusion import collapse_time_prediction
+from .paper import _generations
 
 __all__ = [
     "KINDS",
@@ -87,23 +92,18 @@ def _supported(scenario: Scenario) -> bool:
 
 
 def second_moments(S0: float, scenario: Scenario, n_generations: int) -> SecondMoments:
-    """Exact S_m, E‖p(m) − p(1)‖₂² and E‖p(m) − p(0)‖₂² for m = 0 … n_generations.
+    """Exact S_m (eq. 6 generalised to §4.2), E‖p(m) − p(1)‖₂² and E‖p(m) − p(0)‖₂² for
+    m = 0 … n_generations.
 
     Applies to fresh-draw scenarios (``FullySynthetic``, ``MostRecent``, ``FreshReal``,
     ``Custom`` with fresh real data) and to ``RandomPool``; the partially synthetic loop
-    (a reused corpus) is in ``theory.partial``. Only S0 = Σ p_i² enters.
+    (a reused corpus) is in ``theory.partial``. Only S0 = Σ p_i² enters. The building block
+    of ``theory.expected_sigma`` and ``theory.expected_l2sq_to_first`` for these scenarios.
     """
     where = "theory.second_moments"
     S0 = check_float(S0, "S0", low=0.0, high=1.0, where=where)
     G = check_int(n_generations, "n_generations", low=1, where=where)
-    if not _supported(scenario):
-        raise ValueError(f"The 'scenario' parameter of {where} must draw fresh samples "
-                         f"(fully-synthetic, most-recent, fresh-real, random-pool, or custom with "
-                         f"fresh real data). Got {scenario.name!r} instead.")
-    if isinstance(scenario, RandomPool):
-        diag, first = _random_pool(scenario.n, G)
-    else:
-        diag, first = _fresh(scenario, G)
+    diag, first = _cross_moments(scenario, G, where)
     weights = np.array([1.0, S0])  # Σ_i p_i = 1, Σ_i p_i² = S0
     sigma = diag @ weights
     # E‖p(m) − p(1)‖² = Σ_i [M(m,m) − 2 M(1,m) + M(1,1)];  E‖p(m) − p‖² = S_m − S0 (unbiased).
@@ -111,6 +111,18 @@ def second_moments(S0: float, scenario: Scenario, n_generations: int) -> SecondM
     to_first = token @ weights
     to_first[0] = np.nan
     return SecondMoments(sigma, to_first, sigma - S0, token)
+
+
+def _cross_moments(scenario: Scenario, G: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """M(m, m) and M(1, m) as (G+1, 2) coefficients of (p_i, p_i²), for a supported scenario;
+    S_m = M(m, m) · (1, S0) and E‖p(m) − p(1)‖₂² = (M(m,m) − 2 M(1,m) + M(1,1)) · (1, S0)."""
+    if not _supported(scenario):
+        raise ValueError(f"The 'scenario' parameter of {where} must draw fresh samples "
+                         f"(fully-synthetic, most-recent, fresh-real, random-pool, or custom with "
+                         f"fresh real data). Got {scenario.name!r} instead.")
+    if isinstance(scenario, RandomPool):
+        return _random_pool(scenario.n, G)
+    return _fresh(scenario, G)
 
 
 def _fresh(scenario: Scenario, G: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +198,8 @@ def _random_pool(n: int, G: int) -> tuple[np.ndarray, np.ndarray]:
 
 def decay_rate(scenario: Scenario, *, max_generations: int = 200_000,
                tolerance: float = 1e-13) -> float:
-    """λ: the asymptotic factor by which 1 − S_m shrinks per generation (exact).
+    """λ: the asymptotic factor by which 1 − S_m shrinks per generation (exact; §4.2, the rate
+    1 − 1/n of eq. 6 for the fully synthetic loop).
 
     H(t, u) = 1 − Σ_i M(t, u)_i obeys the homogeneous part of the ``second_moments``
     recursion (the first-moment terms cancel because Σ_t n_t² − n + n = ... sums to n²):
@@ -235,17 +248,21 @@ def decay_rate(scenario: Scenario, *, max_generations: int = 200_000,
     return previous
 
 
-def effective_population(scenario: Scenario) -> float:
-    """n_e = 1/(1 − λ): the population of a fully synthetic loop whose 1 − S_m decays at the
-    same rate λ (``decay_rate``); n for the fully synthetic loop itself."""
+def effective_population(*, scenario: Scenario) -> float:
+    """n_e = 1/(1 − λ) of a mixed-generation scenario (§4.2): the population of a fully
+    synthetic loop whose 1 − S_m (eq. 6: (1 − 1/n)^m (1 − S0)) decays at the same rate λ
+    (``decay_rate``, exact); n for the fully synthetic loop itself. Does not depend on p(0).
+    Fresh-draw scenarios without real data in every generation (fully-synthetic,
+    most-recent, custom); the others do not decay and raise."""
     return 1.0 / (1.0 - decay_rate(scenario))
 
 
-def most_recent_collapse_prediction(p0: np.ndarray, n: int, K: int) -> float:
-    """Approximation: expected absorption time of the most-recent-K loop (even split), the
-    first generation from which the last K models are one Dirac mass (nothing changes after).
+def most_recent_collapse_prediction(p0: object, *, n: int, K: int) -> float:
+    """Approximation: expected absorption time of the most-recent-K loop of §4.2 (even split),
+    the first generation from which the last K models are one Dirac mass (nothing changes
+    after). ``p0`` is (vocab,).
 
-    ``collapse_time_prediction(p0, round(n_e))`` with n_e = ``effective_population`` (about
+    ``collapse_time_prediction(p0, n=round(n_e))`` with n_e = ``effective_population`` (about
     n(K+1)²/4: the window mean Σ_j (K − j) p(m−j) is a martingale whose per-generation
     variance is 4/(K+1)² that of p(m)), plus the K − 1 generations the window needs to fill
     with the winning Dirac mass. K = 1 is the fully synthetic prediction. Against simulation
@@ -255,25 +272,33 @@ def most_recent_collapse_prediction(p0: np.ndarray, n: int, K: int) -> float:
     p = check_probabilities(p0, "p0", where="theory.most_recent_collapse_prediction")
     scenario = MostRecent(n=n, K=K)
     if K == 1:
-        return float(collapse_time_prediction(p, n))
-    n_e = effective_population(scenario)
-    return float(collapse_time_prediction(p, max(1, round(n_e)))) + (K - 1)
+        return float(collapse_time_prediction(p, n=n))
+    n_e = effective_population(scenario=scenario)
+    return float(collapse_time_prediction(p, n=max(1, round(n_e)))) + (K - 1)
 
 
-def l1_to_first_upper_bound(p0: np.ndarray, scenario: Scenario,
-                            n_generations: int) -> np.ndarray:
-    """Rigorous upper bound on E‖p(m) − p(1)‖₁ for m = 0 … G: min(2, Σ_i √(E D_i²)) with the
-    exact per-token second moments E D_i² of ``second_moments`` (Jensen: E|X| ≤ √(E X²)).
-    Index 0 is NaN. On the paper's settings it is 1.3-2.3× the simulated value; treating D_i
-    as normal does not give a usable prediction (most tokens are absent from both models).
+def l1_to_first_upper_bound(p0: object, *, scenario: Scenario,
+                            m: int | np.ndarray) -> np.ndarray:
+    """Rigorous upper bound on E‖p(m) − p(1)‖₁ (metric ``l1_to_first``, the quantity of
+    Theorems 3-4) in a fresh-draw scenario or the random pool (§4.2): min(2, Σ_i √(E D_i²))
+    with the exact per-token second moments E D_i² of ``second_moments`` (Jensen:
+    E|X| ≤ √(E X²)). For the partially synthetic loop the same bound is
+    ``expected_l1_to_first(...).jensen_upper``.
+
+    ``p0`` is (vocab,); ``m`` an int ≥ 0 or an int array, the result has its shape; NaN at
+    m = 0, as for the metric (p(1) does not exist yet). On the paper's settings it is 1.3-2.3×
+    the simulated value; treating D_i as normal does not give a usable prediction (most
+    tokens are absent from both models).
     """
-    p = check_probabilities(p0, "p0", where="theory.l1_to_first_upper_bound")
+    where = "theory.l1_to_first_upper_bound"
+    p = check_probabilities(p0, "p0", where=where)
     if p.ndim != 1:
-        raise ValueError(f"The 'p0' parameter of theory.l1_to_first_upper_bound must be one "
+        raise ValueError(f"The 'p0' parameter of {where} must be one "
                          f"distribution (vocab,). Got shape {p.shape} instead.")
-    mom = second_moments(float(np.sum(p * p)), scenario, n_generations)
+    gens = _generations(m, "l1_to_first_upper_bound")
+    mom = second_moments(float(np.sum(p * p)), scenario, max(int(gens.max()), 1))
     coef = mom.token_l2sq_to_first
     per_token = np.clip(coef[:, :1] * p[None, :] + coef[:, 1:] * p[None, :] ** 2, 0.0, None)
     upper = np.minimum(np.sqrt(per_token).sum(axis=1), 2.0)
     upper[0] = np.nan
-    return upper
+    return upper[gens]

@@ -1,12 +1,21 @@
 """The paper's closed forms and bounds (§3, appendices A and B), one function each.
 
-Fully synthetic loop (Theorem 1, Proposition 1): ``expected_sigma_fully`` (eq. 6),
-``collapse_prob_bounds`` (eq. 7), ``collapse_time_bounds`` (eq. 8), ``absorption_probabilities``.
-Partially synthetic loop (Theorem 2): ``expected_sigma_partial`` (eq. 9, with the sign of its
-last transient term corrected; ``as_printed=True`` gives the printed form).
-Deviation bounds (Theorem 3, Theorem 4, Lemma 1, eqs. 10-13): ``log_G`` and the bounds are
-returned as natural logarithms: G_n(s) is 2^s − 2 or e^{C0 n/(2e)} s C1, beyond the float range
-from s ≈ 1000 on (and already 10^180 at s = 600); the logs stay finite for any s ≥ 2, n ≥ 1.
+Public (re-exported by :mod:`modelcollapse.theory`, p(0) first, sizes as keywords):
+``collapse_prob_bounds`` (Theorem 1, eq. 7), ``collapse_time_bounds`` (eq. 8),
+``absorption_probabilities`` (Proposition 1), ``log_theorem3_bound`` (Theorem 3),
+``log_theorem4_bound`` (Theorem 4), ``log_lemma1_bound`` (Lemma 1), ``pi_p`` (eq. 12).
+
+Building blocks, in the paper's own variables (S0, s̃, n, N, s), importable from here:
+``expected_sigma_fully`` (eq. 6) and ``expected_sigma_partial`` (eq. 9, with the sign of its
+last transient term corrected; ``as_printed=True`` gives the printed form), which
+``theory.expected_sigma`` evaluates for a p(0); ``G_regime`` and ``log_G`` (eq. 10 = eq. 13),
+``eq11_max_n`` and the largest safe n of eq. 11 and Theorem 3, ``phi`` (appendix A), ``zeta``
+and ``expected_lambda_empirical`` (Theorem 4), ``balanced_partition_counts`` and ``lambda_p``
+(eq. 12), ``log_weissman_bound``.
+
+Deviation bounds (Theorem 3, Theorem 4, Lemma 1, eqs. 10-13) are returned as natural
+logarithms: G_n(s) is 2^s − 2 or e^{C0 n/(2e)} s C1, beyond the float range from s ≈ 1000 on
+(and already 10^180 at s = 600); the logs stay finite for any s ≥ 2, n ≥ 1.
 
 π_p (eq. 12) and λ = max_A p(A) p(Aᶜ) are a balanced-partition (subset-sum) problem:
 ``balanced_partition_counts`` solves it exactly for integer counts (hence for any empirical
@@ -16,7 +25,8 @@ returns a certified bracket [lower, upper] from a subset-sum on p rounded down a
 grid of 2^-22 (width ≤ support / 2^22), or from the greedy partition when the support is too
 large for that.
 
-All probabilities p are float arrays of shape (vocab,); all sizes (n, N, s) are ints.
+p(0) arrays are (vocab,) (or (contexts, vocab) where stated); the vocabulary size s of eqs.
+10-13 is their last dimension. All sizes (n, N, s) are ints.
 """
 
 from __future__ import annotations
@@ -75,7 +85,7 @@ def _generations(m: object, name: str, low: int = 0) -> np.ndarray:
     """Validate a generation index or an array of them (ints ≥ low); returns an int64 array."""
     arr = np.asarray(m)
     if arr.ndim == 0:
-        check_int(m, "m", low=low, where=_where(name))
+        check_int(arr.item() if arr.dtype.kind in "iu" else m, "m", low=low, where=_where(name))
     elif arr.dtype.kind not in "iu" or arr.size == 0:
         raise TypeError(f"The 'm' parameter of {_where(name)} must be an int or a non-empty "
                         f"array of ints. Got {m!r} instead.")
@@ -83,6 +93,34 @@ def _generations(m: object, name: str, low: int = 0) -> np.ndarray:
         raise ValueError(f"The 'm' parameter of {_where(name)} must be in the range "
                          f"[{low}, inf). Got {int(arr.min())} instead.")
     return arr.astype(np.int64)
+
+
+def _rows(p0: object, where: str) -> tuple[np.ndarray, bool]:
+    """p(0) as rows (contexts, vocab), and whether it was one distribution (vocab,).
+
+    Validated, but as given (not renormalised): S0 and s̃ are those of the caller's array."""
+    p = check_probabilities(p0, "p0", where=where)
+    raw = np.asarray(p0, dtype=np.float64)
+    return (raw[None, :], True) if p.ndim == 1 else (raw, False)
+
+
+def _one(p0: object, where: str) -> np.ndarray:
+    """p(0) as one distribution (vocab,)."""
+    p = check_probabilities(p0, "p0", where=where)
+    if p.ndim != 1:
+        raise ValueError(f"The 'p0' parameter of {where} must be one distribution (vocab,). "
+                         f"Got shape {p.shape} instead.")
+    return p
+
+
+def _nontrivial(row: np.ndarray, where: str) -> tuple[float, int]:
+    """S0 = Σ p_i² and s̃ of one p(0) row, which must have at least two tokens (Theorem 1)."""
+    support = int(np.count_nonzero(row))
+    if support < 2:
+        raise ValueError(f"The 'p0' parameter of {where} must have at least two tokens with "
+                         f"positive probability (a nontrivial p(0), as Theorem 1 assumes). "
+                         f"Got support {support} instead.")
+    return _s0_support(float(np.sum(row**2)), support, where)
 
 
 def _s0_support(S0: float, support: int, where: str) -> tuple[float, int]:
@@ -102,8 +140,9 @@ def _s0_support(S0: float, support: int, where: str) -> tuple[float, int]:
 # --------------------------------------------------------------------------------------------
 
 def expected_sigma_fully(S0: float, n: int, m: int | np.ndarray) -> np.ndarray:
-    """Eq. 6: S_m = E‖p(m)‖₂² = 1 − (1 − 1/n)^m (1 − S0), exact for every m ≥ 0.
+    """Theorem 1, eq. 6: S_m = E‖p(m)‖₂² = 1 − (1 − 1/n)^m (1 − S0), exact for every m ≥ 0.
 
+    The formula in the paper's variables; ``theory.expected_sigma`` evaluates it for a p(0).
     ``m`` is an int or an int array; the result has its shape.
     """
     S0 = check_float(S0, "S0", low=0.0, high=1.0, where=_where("expected_sigma_fully"))
@@ -114,39 +153,59 @@ def expected_sigma_fully(S0: float, n: int, m: int | np.ndarray) -> np.ndarray:
     return 1.0 - decay * (1.0 - S0)
 
 
-def collapse_prob_bounds(S0: float, support: int, n: int,
+def collapse_prob_bounds(p0: object, *, n: int,
                          m: int | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 7: bounds on ρ_m = P(p(m) is a Dirac mass), for m ≥ 1.
+    """Theorem 1, eq. 7: bounds on ρ_m = P(p(m) is a Dirac mass) in the fully synthetic loop.
 
     lower = 1 − n (1 − S0)(1 − 1/n)^m,  upper = 1 − (1 − S0)/(1 − 1/s̃) (1 − 1/n)^m,
-    both clipped to [0, 1] (still valid bounds, as ρ_m is a probability).
-    Assumes a nontrivial p(0) (s̃ ≥ 2, S0 < 1). Returns (lower, upper) with the shape of ``m``.
+    both clipped to [0, 1] (still valid bounds, as ρ_m is a probability), with S0 = Σ p_i²
+    and s̃ the support of p(0), which must have at least two tokens. ``p0`` is (vocab,) or
+    (contexts, vocab); ``m`` an int ≥ 1 or an int array. Returns (lower, upper), each of the
+    shape of ``m`` (with a leading contexts axis for a matrix ``p0``).
     """
     where = _where("collapse_prob_bounds")
-    S0, support = _s0_support(S0, support, where)
+    rows, single = _rows(p0, where)
     n = check_int(n, "n", low=1, where=where)
     m = _generations(m, "collapse_prob_bounds", low=1)
+    pairs = [_collapse_prob_bounds(*_nontrivial(row, where), n, m) for row in rows]
+    lower, upper = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+    return (lower[0], upper[0]) if single else (lower, upper)
+
+
+def _collapse_prob_bounds(S0: float, support: int, n: int,
+                          m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     decay = np.exp(m * math.log1p(-1.0 / n)) if n > 1 else np.zeros(m.shape)
     lower = 1.0 - n * (1.0 - S0) * decay
     upper = 1.0 - (1.0 - S0) / (1.0 - 1.0 / support) * decay
     return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
 
 
-def collapse_time_bounds(S0: float, support: int, n: int) -> tuple[float, float]:
-    """Eq. 8: 1 + (1 − S0)/(1 − 1/s̃) (n − 1) ≤ E[T] ≤ 1 + (1 − S0) n (n − 1).
+def collapse_time_bounds(p0: object, *, n: int) -> tuple[float, float] | tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Theorem 1, eq. 8: 1 + (1 − S0)/(1 − 1/s̃) (n − 1) ≤ E[T] ≤ 1 + (1 − S0) n (n − 1).
 
-    T is the first generation m ≥ 1 at which p(m) is a Dirac mass (fully synthetic loop).
+    T is the first generation m ≥ 1 at which p(m) is a Dirac mass (fully synthetic loop);
+    S0 = Σ p_i² and s̃ the support of p(0), which must have at least two tokens. ``p0`` is
+    (vocab,) (returns two floats) or (contexts, vocab) (two arrays (contexts,)).
     """
     where = _where("collapse_time_bounds")
-    S0, support = _s0_support(S0, support, where)
+    rows, single = _rows(p0, where)
     n = check_int(n, "n", low=1, where=where)
+    pairs = np.array([_collapse_time_bounds(*_nontrivial(row, where), n) for row in rows])
+    if single:
+        return float(pairs[0, 0]), float(pairs[0, 1])
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _collapse_time_bounds(S0: float, support: int, n: int) -> tuple[float, float]:
     lower = 1.0 + (1.0 - S0) / (1.0 - 1.0 / support) * (n - 1)
     upper = 1.0 + (1.0 - S0) * n * (n - 1)
     return float(lower), float(upper)
 
 
-def absorption_probabilities(p0: np.ndarray) -> np.ndarray:
-    """Proposition 1: P(lim p(m) = δ_i) = p_i. Shape (vocab,) in, (vocab,) out."""
+def absorption_probabilities(p0: object) -> np.ndarray:
+    """Proposition 1: P(lim p(m) = δ_i) = p_i in the fully synthetic loop (the token a run is
+    absorbed in is distributed as p(0)). Shape (vocab,) or (contexts, vocab), the same out."""
     return check_probabilities(p0, "p0", where=_where("absorption_probabilities")).copy()
 
 
@@ -166,7 +225,8 @@ def expected_sigma_partial(S0: float, n: int, N: int, m: int | np.ndarray, *,
     ``1 + α − α β^m / N`` in the paper; that sign is a misprint: solving the paper's own
     recursion (appendix B.3, ν^(m) = a p + b p² + β ν^(m−1) from ν^(1)) gives ``+``, which
     exact enumeration confirms (tests/theory/test_paper.py). Both forms share the limit
-    m → ∞. ``as_printed=True`` returns the printed form (for m ≥ 2).
+    m → ∞. ``as_printed=True`` returns the printed form (for m ≥ 2). The formula in the
+    paper's variables; ``theory.expected_sigma`` evaluates it for a p(0).
     """
     where = _where("expected_sigma_partial")
     S0 = check_float(S0, "S0", low=0.0, high=1.0, where=where)
@@ -217,11 +277,21 @@ def log_G(n: int, s: int) -> float:
     return s * math.log(2.0) + math.log1p(-(2.0 ** (1 - s)))
 
 
-def log_theorem3_bound(n: int, N: int, s: int) -> float:
-    """Theorem 3: ln of (1/N) √(π n / 2) G_n(s), which bounds E‖p(m) − p(1)‖₁ for all m ≥ 2.
+def log_theorem3_bound(p0: object, *, n: int, N: int) -> float:
+    """Theorem 3: ln of (1/N) √(π n / 2) G_n(s) (G_n of eq. 10), which bounds
+    E‖p(m) − p(1)‖₁ of the partially synthetic loop for all m ≥ 2.
 
-    The bound does not depend on m nor on p(0); the true deviation never exceeds 2.
+    s is the vocabulary size (``p0.shape[-1]``): the bound depends neither on m nor on the
+    values of p(0); the true deviation never exceeds 2.
     """
+    where = _where("log_theorem3_bound")
+    s = check_probabilities(p0, "p0", where=where).shape[-1]
+    n = check_int(n, "n", low=1, where=where)
+    N = check_int(N, "N", low=1, where=where)
+    return _log_theorem3(n, N, s)
+
+
+def _log_theorem3(n: int, N: int, s: int) -> float:
     N = check_int(N, "N", low=1, where=_where("log_theorem3_bound"))
     g = log_G(n, s)
     return -math.log(N) + 0.5 * math.log(math.pi * n / 2) + g
@@ -255,15 +325,15 @@ def largest_safe_n_theorem3(s: int, N: int, epsilon: float, *, n_max: int = 10**
     N = check_int(N, "N", low=1, where=where)
     epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
     target = math.log(epsilon)
-    if log_theorem3_bound(1, N, s) > target:
+    if _log_theorem3(1, N, s) > target:
         return 0
     lo, hi = 1, 2
-    while hi < n_max and log_theorem3_bound(hi, N, s) <= target:
+    while hi < n_max and _log_theorem3(hi, N, s) <= target:
         lo, hi = hi, hi * 2
     hi = min(hi, n_max)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if log_theorem3_bound(mid, N, s) <= target:
+        if _log_theorem3(mid, N, s) <= target:
             lo = mid
         else:
             hi = mid
@@ -368,8 +438,9 @@ def _meet_in_middle(p: np.ndarray) -> float:
     return float(np.max(left[ok] + right[idx[ok]]))
 
 
-def pi_p(p: np.ndarray, *, denominator: int | None = None) -> PartitionValue:
-    """π_p = max_A min(p(A), 1 − p(A)) of eq. 12 for a probability vector p (vocab,).
+def pi_p(p0: object, *, denominator: int | None = None) -> PartitionValue:
+    """π_p = max_A min(p(A), 1 − p(A)) of eq. 12 (Lemma 1, Theorem 4) for one probability
+    vector p = ``p0`` (vocab,).
 
     Exact when: the largest mass is ≥ 1/2 (then π_p = 1 − max p); p·denominator are integers
     (the empirical distribution of ``denominator`` samples: bitset subset-sum on counts); the
@@ -379,10 +450,7 @@ def pi_p(p: np.ndarray, *, denominator: int | None = None) -> PartitionValue:
     above 20 000 the greedy bracket [greedy, 1/2] alone (its width is below the smallest masses).
     """
     where = _where("pi_p")
-    p = check_probabilities(p, "p", where=where)
-    if p.ndim != 1:
-        raise ValueError(f"The 'p' parameter of {where} must be one distribution (vocab,). "
-                         f"Got shape {p.shape} instead.")
+    p = _one(p0, where)
     q = p[p > 0]
     top = float(q.max())
     if top >= 0.5:
@@ -438,27 +506,57 @@ def expected_lambda_empirical(p0: np.ndarray, N: int, *, n_draws: int = 400,
     return float(lam.mean()), float(lam.std(ddof=1) / math.sqrt(n_draws))
 
 
-def log_theorem4_bound(n: int, N: int, s: int, expected_lambda1: float) -> float:
-    """Theorem 4: ln of (1/N) √(n π / φ(ζ)) G_n(s), which bounds E‖p(k+1) − p(1)‖₁ for k ≥ 1.
+def log_theorem4_bound(p0: object, *, n: int, N: int, expected_lambda1: float | None = None,
+                       n_draws: int = 200, seed: SeedLike = 0) -> float:
+    """Theorem 4: ln of (1/N) √(n π / φ(ζ)) G_n(s), which bounds E‖p(k+1) − p(1)‖₁ of the
+    partially synthetic loop for k ≥ 1; ζ as in ``zeta``, G_n of eq. 10, s = ``p0.size``.
 
-    ``expected_lambda1`` is E[λ1] (``expected_lambda_empirical``) or an upper bound on it.
-    With E[λ1] = 1/4 this is Theorem 3 (φ(1/2) = 2).
+    ``expected_lambda1``: E[λ1] or an upper bound on it (the bound stays valid); by default
+    the Monte Carlo estimate ``expected_lambda_empirical(p0, N, n_draws=..., seed=...)``.
+    With E[λ1] = 1/4 this is Theorem 3 (φ(1/2) = 2). ``p0`` is (vocab,).
     """
+    where = _where("log_theorem4_bound")
+    p = _one(p0, where)
+    n = check_int(n, "n", low=1, where=where)
+    N = check_int(N, "N", low=1, where=where)
+    if expected_lambda1 is None:
+        expected_lambda1, _ = expected_lambda_empirical(p, N, n_draws=n_draws, seed=seed)
+    return _log_theorem4(n, N, p.size, expected_lambda1)
+
+
+def _log_theorem4(n: int, N: int, s: int, expected_lambda1: float) -> float:
     z = zeta(expected_lambda1, n, N)
     return (-math.log(N) + 0.5 * math.log(n * math.pi / float(phi(z))) + log_G(n, s))
 
 
-def log_lemma1_bound(n: int, s: int, epsilon: float, pi: float) -> float:
-    """Lemma 1: ln of exp(−n φ(π_p) ε²/4) G_n(s), which bounds P(‖p̂ − p‖₁ ≥ ε) for the
-    empirical distribution p̂ of n samples of p. Use an upper end of π_p to keep it valid."""
+def log_lemma1_bound(p0: object, *, n: int, epsilon: float) -> float:
+    """Lemma 1: ln of exp(−n φ(π_p) ε²/4) G_n(s) (π_p of eq. 12, G_n of eq. 13), which bounds
+    P(‖p̂ − p‖₁ ≥ ε) for the empirical distribution p̂ of n samples of p = ``p0`` (vocab,),
+    s = ``p0.size``. π_p is the upper end of ``pi_p(p0)`` (φ decreases: the bound stays valid).
+    """
+    where = _where("log_lemma1_bound")
+    p = _one(p0, where)
+    epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
+    return _log_lemma1(n, p.size, epsilon, pi_p(p).upper)
+
+
+def _log_lemma1(n: int, s: int, epsilon: float, pi: float) -> float:
     epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True,
                           where=_where("log_lemma1_bound"))
     return -n * float(phi(pi)) * epsilon**2 / 4 + log_G(n, s)
 
 
-def log_weissman_bound(n: int, s: int, epsilon: float, pi: float) -> float:
-    """Weissman et al. (2003): ln of (2^s − 2) exp(−n φ(π_p) ε²/4), valid for all n and s;
-    Lemma 1 improves on it when s/n is large."""
+def log_weissman_bound(p0: object, *, n: int, epsilon: float) -> float:
+    """Weissman et al. (2003), the bound Lemma 1 improves on when s/n is large: ln of
+    (2^s − 2) exp(−n φ(π_p) ε²/4) ≥ ln P(‖p̂ − p‖₁ ≥ ε), valid for all n and s; π_p (eq. 12)
+    and s as in ``log_lemma1_bound``."""
+    where = _where("log_weissman_bound")
+    p = _one(p0, where)
+    epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
+    return _log_weissman(n, p.size, epsilon, pi_p(p).upper)
+
+
+def _log_weissman(n: int, s: int, epsilon: float, pi: float) -> float:
     where = _where("log_weissman_bound")
     n = check_int(n, "n", low=1, where=where)
     s = check_int(s, "s", low=1, where=where)

@@ -18,7 +18,13 @@ Exact results (derived here, checked by exact enumeration and simulation in the 
   E‖D_m‖₁ = Σ_c w_c E|N J_m − n c|/(N(N+n)), w_c = Σ_i P(Bin(N, p_i) = c), is exact and
   costs (number of corpus counts) × (n+1)² × m operations.
 
-Predictions and bounds for E‖D_m‖₁:
+Public (re-exported by :mod:`modelcollapse.theory`): ``expected_l1_to_first`` (E‖D_m‖₁, the
+quantity Theorems 3 and 4 bound). The exact E‖p(m) − p(1)‖₂² is ``theory.expected_l2sq_to_first``
+(built on ``expected_l2sq_deviation`` here). Building blocks, importable from here:
+``token_second_moments_partial``, ``expected_l2sq_deviation``, ``deviation_variance_factor``,
+``corpus_count_weights``, ``beta_mean_abs_deviation``.
+
+Predictions and bounds for E‖D_m‖₁ (``expected_l1_to_first``):
 
 * ``method="exact"``: the per-token chain above, run on the window of states of J that holds
   its law (the stationary law, for m = None, by a linear solve).
@@ -47,16 +53,15 @@ from scipy.special import betaln, gammaln, xlog1py, xlogy
 from scipy.stats import binom
 
 from .._validation import check_choice, check_int, check_probabilities
-from .paper import expected_sigma_partial, log_theorem3_bound
+from .paper import _generations, expected_sigma_partial
 
 __all__ = [
     "L1Deviation",
     "beta_mean_abs_deviation",
     "corpus_count_weights",
     "deviation_variance_factor",
-    "expected_l1_deviation",
+    "expected_l1_to_first",
     "expected_l2sq_deviation",
-    "partial_deviation_summary",
     "token_second_moments_partial",
 ]
 
@@ -103,13 +108,17 @@ def token_second_moments_partial(p0: np.ndarray, n: int, N: int, m: int | None) 
     return fixed + beta ** (m - 1) * (first - fixed)
 
 
-def expected_l2sq_deviation(S0: float, n: int, N: int, m: int | None) -> float:
-    """E‖p(m) − p(1)‖₂² = S_m − S_1 exactly (module doc), for m ≥ 1; ``None``: m → ∞."""
-    n, N, m = _check_sizes(n, N, m, "expected_l2sq_deviation")
+def expected_l2sq_deviation(S0: float, n: int, N: int,
+                            m: int | np.ndarray | None) -> float | np.ndarray:
+    """E‖p(m) − p(1)‖₂² = S_m − S_1 exactly (module doc; S_m of Theorem 2, eq. 9), for m ≥ 1
+    (an int: a float; an int array: an array of its shape); ``None``: m → ∞."""
+    n, N, _ = _check_sizes(n, N, None, "expected_l2sq_deviation")
     S1 = float(expected_sigma_partial(S0, n, N, 1))
     if m is None:
         return deviation_variance_factor(n, N, None) * (1 - S1)
-    return float(expected_sigma_partial(S0, n, N, m)) - S1
+    gens = _generations(m, "expected_l2sq_deviation", low=1)
+    out = expected_sigma_partial(S0, n, N, gens) - S1
+    return float(out) if gens.ndim == 0 else out
 
 
 def deviation_variance_factor(n: int, N: int, m: int | None) -> float:
@@ -217,19 +226,24 @@ def beta_mean_abs_deviation(c: np.ndarray, N: int, factor: float) -> np.ndarray:
     return np.exp(log_mad)
 
 
-def expected_l1_deviation(p0: np.ndarray, n: int, N: int, m: int | None = None, *,
-                          method: str = "auto") -> L1Deviation:
-    """E‖p(m) − p(1)‖₁ for the partially synthetic loop (module doc), m ≥ 1 or None (m → ∞).
+def expected_l1_to_first(p0: object, *, n: int, N: int, m: int | None = None,
+                         method: str = "auto") -> L1Deviation:
+    """E‖p(m) − p(1)‖₁ (metric ``l1_to_first``) for the partially synthetic loop, the quantity
+    Theorem 3 and Theorem 4 bound; m ≥ 1, or None for m → ∞ (module doc).
 
     ``method``: "exact" (per-token chain for every corpus count), "beta" (moment-matched Beta
     for every count), "gaussian" (normal with the exact conditional covariance), or "auto":
     the exact chain for each count whose window has at most 160 states (the discrete,
     skewed cases) and the Beta form for the rest (counts and n both large, where it is within
-    1 % of exact; see docs/theory.md). ``p0`` is (vocab,).
+    1 % of exact; see docs/theory.md). ``p0`` is (vocab,). The result also carries the
+    rigorous upper bound ``jensen_upper``.
     """
-    where = _where("expected_l1_deviation")
+    where = _where("expected_l1_to_first")
     p = check_probabilities(p0, "p0", where=where)
-    n, N, m = _check_sizes(n, N, m, "expected_l1_deviation")
+    if p.ndim != 1:
+        raise ValueError(f"The 'p0' parameter of {where} must be one distribution (vocab,). "
+                         f"Got shape {p.shape} instead.")
+    n, N, m = _check_sizes(n, N, m, "expected_l1_to_first")
     method = check_choice(method, "method", ("auto", "exact", "beta", "gaussian"), where=where)
     factor = deviation_variance_factor(n, N, m)
     q = p[p > 0]
@@ -262,23 +276,3 @@ def expected_l1_deviation(p0: np.ndarray, n: int, N: int, m: int | None = None, 
     label = method if method != "auto" else ("exact" if share == 1.0 else
                                              "beta" if share == 0.0 else "exact+beta")
     return L1Deviation(float(value), label, upper, m, share)
-
-
-def partial_deviation_summary(p0: np.ndarray, n: int, N: int, m: int | None = None) -> dict:
-    """Every number this module and the paper give on ‖p(m) − p(1)‖ for one setting:
-    exact E‖·‖₂², the L1 prediction (and its method), the Jensen upper bound, and ln of
-    Theorem 3's bound (vocabulary size s = len(p0)). JSON-ready (floats, strings, None)."""
-    p = check_probabilities(p0, "p0", where=_where("partial_deviation_summary"))
-    n, N, m = _check_sizes(n, N, m, "partial_deviation_summary")
-    S0 = float(np.sum(p * p))
-    l1 = expected_l1_deviation(p, n, N, m)
-    log_b3 = log_theorem3_bound(n, N, p.size)
-    return {
-        "generations": m,
-        "l2sq_exact": expected_l2sq_deviation(S0, n, N, m),
-        "l1_prediction": l1.value,
-        "l1_method": l1.method,
-        "l1_jensen_upper": l1.jensen_upper,
-        "log_theorem3_bound": log_b3,
-        "theorem3_bound": math.exp(log_b3) if log_b3 < 700 else None,
-    }

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..scenarios import FullySynthetic, PartiallySynthetic, Scenario
+from ...scenarios import Scenario
 
 try:  # Triton ships with CUDA builds of PyTorch; CPU builds run the generic route.
     import triton
@@ -91,12 +91,10 @@ def available(device: torch.device) -> bool:
 
 def model_size(scenario: Scenario) -> int | None:
     """Tokens per model the kernel would hold for ``scenario`` (n, or n + N), None when it
-    does not run that scenario."""
-    if type(scenario) is FullySynthetic:
-        return scenario.n
-    if type(scenario) is PartiallySynthetic:
-        return scenario.n + scenario.N
-    return None
+    does not run that scenario (its models are not a fixed corpus plus fresh draws of the
+    model before: see :class:`modelcollapse.scenarios.FixedStep`)."""
+    step = scenario.fixed_step
+    return None if step is None else step.draws + step.corpus
 
 
 def use_fused(fused: bool | None, scenario: Scenario, names: Sequence[str], use_counts: bool,

@@ -1,5 +1,5 @@
-"""What scenarios draw on, over torch tensors: the same interface as
-:class:`modelcollapse.loop.History`, so every scenario runs unchanged on this backend.
+"""What scenarios draw on, over torch tensors: the :class:`modelcollapse.scenarios.History`
+protocol, so every scenario runs unchanged on this backend.
 
 Two representations of a fitted model (eq. 2):
 
@@ -7,8 +7,8 @@ Two representations of a fitted model (eq. 2):
   index draws and gathers (n ≪ support);
 * :class:`CountHistory` keeps each model as its counts (rows, k) over the live support —
   a draw of n tokens is one multinomial by conditional binomials (n ≫ support). A "sample"
-  is then a :class:`CountSample`; scenarios that need the order of the tokens (slices of
-  the corpus, the random pool, subsampling published data) run on tokens.
+  is then a :class:`CountSample`; scenarios that need the order of the tokens
+  (``Scenario.needs_token_order``) run on tokens.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..scenarios import Accumulate, FullySynthetic, PartiallySynthetic, Scenario
+from ...scenarios import Scenario
 from .draws import BinomialTree, count_tokens, draw_from_p0, draw_tokens, p0_table
 from .streams import TorchRowStreams
 
@@ -27,8 +27,6 @@ __all__ = [
     "CountSample",
     "TokenHistory",
     "TorchModel",
-    "counts_ready",
-    "training_set",
 ]
 
 
@@ -226,29 +224,3 @@ class CountHistory(_Base):
         super().keep(mask, mask_host)
         if self._p0_tree.split and self._p0_tree.split[0].shape[0] > 1:
             self._p0_tree = self._p0_tree.keep(mask)
-
-
-#: ``training_set`` methods that use only draw / model / corpus_model / stored, and so run
-#: on either representation.
-_COUNT_READY = (FullySynthetic.training_set, PartiallySynthetic.training_set,
-                Accumulate.training_set)
-
-
-def counts_ready(scenario: Scenario) -> bool:
-    """Whether ``scenario`` can run on models held as counts."""
-    method = type(scenario).training_set
-    if method is Scenario.training_set:
-        return scenario.real != "corpus"  # slices of the corpus need its tokens
-    return method in _COUNT_READY
-
-
-def training_set(scenario: Scenario, m: int, history: TokenHistory | CountHistory
-                 ) -> TorchModel:
-    """The training set of model m: the scenario's own rule, or — for scenarios that keep the
-    base class's eq. 5 rule, written with numpy joins — the same rule joined on the device."""
-    if type(scenario).training_set is not Scenario.training_set:
-        return scenario.training_set(m, history)
-    counts = scenario.counts(m)
-    parts = [history.corpus()[:, : int(c)] if (t == 0 and scenario.real == "corpus")
-             else history.draw(t, int(c)) for t, c in enumerate(counts) if c > 0]
-    return history.model(history.concat(parts))

@@ -8,7 +8,8 @@ generation or a window of generations at a time. It keeps
 * always, per row: the outcomes (collapse and absorption time, absorbed token) and the metrics
   of the last generation;
 * on request, the full trajectories of rows 0 … ``kept_rows`` − 1 (runs 0 … k − 1: a fixed
-  subset, the same for every backend and chunking).
+  subset, the same for every backend and chunking), and the fitted distributions p(m) of
+  those rows at a few *snapshot* generations.
 
 A row that is absorbed (its model is a Dirac mass that can never change again) leaves the
 engine: :meth:`Recorder.settle` adds its constant metrics once, as an increment at the next
@@ -17,7 +18,7 @@ row then costs O(1) after absorption, and when every row is absorbed the engine 
 
 Sums are of the metric minus a fixed shift per metric and context (its value at p(0); 0 for
 ‖p − p(1)‖₁), so the sum of squares keeps its digits when the spread is small next to the
-mean. A batch's sums go in blocks of rows (compiled, one pass: :func:`_kernels.shifted_sums`)
+mean. A batch's sums go in blocks of rows (compiled, one pass: :func:`kernels.shifted_sums`)
 or pairwise (numpy's summation along a contiguous axis), so 10⁶ runs in one batch lose a few
 units in the last place, not 10⁶.
 """
@@ -28,8 +29,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import _kernels
-from .metrics import distribution_metrics
+from ..metrics import distribution_metrics
+from .numpy import kernels
 from .trajectories import MemoryTrajectories, TrajectoryWindows
 
 __all__ = ["TRAJECTORY_MEMORY_MB", "Recorder", "kept_runs", "metric_shift", "run_bytes"]
@@ -101,9 +102,11 @@ class Recorder:
     """
 
     def __init__(self, n_rows: int, n_contexts: int, n_generations: int,
-                 names: Sequence[str], shift: np.ndarray, kept_rows: int = 0, sink=None):
+                 names: Sequence[str], shift: np.ndarray, kept_rows: int = 0, sink=None,
+                 snapshots: Sequence[int] = ()):
         """``kept_rows``: rows whose trajectories are kept, in ``sink`` (a
-        :class:`~modelcollapse.trajectories.ZarrTrajectories`; default: in memory)."""
+        :class:`~modelcollapse.engine.trajectories.ZarrTrajectories`; default: in memory);
+        ``snapshots``: generations ≥ 1 at which their fitted distributions are kept too."""
         self.names = tuple(names)
         self.n_contexts = n_contexts
         self.n_generations = n_generations
@@ -123,6 +126,9 @@ class Recorder:
         self.sink = sink if sink is not None or not kept_rows else MemoryTrajectories(
             n_metrics, kept_rows, n_generations)
         self.windows = TrajectoryWindows(self.sink, n_metrics, kept_rows, n_generations)
+        # Kept rows' p(m) in live coordinates, per snapshot generation; rows that stopped
+        # before a snapshot are filled from their absorbed token (see snapshot_array).
+        self.snapshots = {m: None for m in snapshots if m >= 1}
 
     @property
     def trajectories(self) -> np.ndarray | None:
@@ -153,6 +159,32 @@ class Recorder:
         self.windows.write(m, rows, block)
         if m <= self.n_generations < m + steps:
             self.final[:, rows] = block[:, :, self.n_generations - m]
+
+    def snapshot(self, m: int, rows: np.ndarray | slice, p: np.ndarray) -> None:
+        """The fitted distributions ``p`` (rows, k) of ``rows`` (global ids, ascending, or a
+        slice) at generation m; those of kept rows are kept."""
+        ids = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        kept = ids < self.kept_rows
+        if not kept.any():
+            return
+        table = self.snapshots[m]
+        if table is None:
+            table = self.snapshots[m] = np.full((self.kept_rows, p.shape[1]), np.nan)
+        table[ids[kept]] = p[kept]
+
+    def snapshot_array(self, k: int) -> np.ndarray:
+        """(kept rows, snapshots, k): p(m) of every kept row at every snapshot generation,
+        a row that stopped before it being the Dirac mass at its absorbed token."""
+        out = np.full((self.kept_rows, len(self.snapshots), k), np.nan)
+        for j, table in enumerate(self.snapshots.values()):
+            if table is not None:
+                out[:, j] = table
+        token = self.outcomes["absorbed_token"][: self.kept_rows]
+        stopped = np.isnan(out[:, :, 0]) & (token >= 0)[:, None]
+        rows, columns = np.nonzero(stopped)
+        out[rows, columns] = 0.0
+        out[rows, columns, token[rows]] = 1.0
+        return out
 
     def settle(self, rows: np.ndarray, m: int, values: Mapping[str, np.ndarray]) -> None:
         """``rows`` (global ids, ascending) stop after generation m, their metrics constant
@@ -210,10 +242,10 @@ class Recorder:
     def _shifted_sums(self, block: np.ndarray, context: np.ndarray | None) -> np.ndarray:
         """Σ d and Σ d², d = value − shift, per metric, context and step: (2, metrics,
         contexts, steps) from ``block`` (metrics, rows, steps)."""
-        if _kernels.AVAILABLE:
+        if kernels.AVAILABLE:
             if context is None:
                 context = np.zeros(block.shape[1], dtype=np.int64)
-            return _kernels.shifted_sums(block, self.shift, context)
+            return kernels.shifted_sums(block, self.shift, context)
         shift = self.shift[:, :1] if context is None else self.shift[:, context]
         # Rows last and contiguous, so that numpy sums them pairwise.
         shifted = np.ascontiguousarray((block - shift[:, :, None]).transpose(0, 2, 1))

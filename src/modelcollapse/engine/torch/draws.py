@@ -21,7 +21,7 @@ import itertools
 import numpy as np
 import torch
 
-from ..sampling import inverse_cdf_table, last_live
+from ..numpy.sampling import inverse_cdf_table, last_live
 from .streams import TorchRowStreams
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
-from .rng import RUN_BLOCK, block_generator
+from ...rng import RUN_BLOCK, block_generator
+from . import kernels
 
 TOKEN_DTYPE = np.int32
 
@@ -149,10 +149,10 @@ class InverseCDF:
         self.guide = np.searchsorted(self.table, starts, side="right")
 
     def __call__(self, u: np.ndarray, row_context: np.ndarray, *,
-                 compiled: bool = _kernels.AVAILABLE) -> np.ndarray:
+                 compiled: bool = kernels.AVAILABLE) -> np.ndarray:
         """The draw of each uniform ``u`` (rows, size) for the rows' contexts."""
         if compiled:
-            return _kernels.inverse_cdf(self.table, self.guide, self.last, self.n_live,
+            return kernels.inverse_cdf(self.table, self.guide, self.last, self.n_live,
                                         row_context, u, TOKEN_DTYPE)
         flat = np.searchsorted(self.table, u + row_context[:, None], side="right")
         coordinate = np.minimum(flat - row_context[:, None] * self.n_live,
