@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 CPU_BENCHMARKS = [
     ("bench_loop.py", [], []),
     ("bench_engines.py", ["--quick"], []),
+    ("bench_counts.py", ["--quick"], []),
     ("bench_collapse_law.py", ["--quick"], []),
     ("bench_recording.py", ["--quick"], []),
     ("bench_sweep.py", None, []),

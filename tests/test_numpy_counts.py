@@ -27,7 +27,8 @@ from modelcollapse.engine.numpy.counts import (
     draw_counts,
 )
 from modelcollapse.engine.numpy.history import TokenModel
-from modelcollapse.engine.numpy.meter import ModelMeter, count_metrics_table
+from modelcollapse.engine.numpy.kernels import count_metrics as count_metrics_table
+from modelcollapse.engine.numpy.meter import ModelMeter
 from modelcollapse.engine.numpy.sampling import RowStreams, count_tokens, rows_per_block
 from modelcollapse.metrics import METRICS, count_metrics
 from modelcollapse.scenarios import (
@@ -175,7 +176,7 @@ def test_history_fits_stores_and_keeps_rows():
     assert grown.size == 24
 
     mask = np.array([True, False, True, True, False, True])
-    history.keep(mask)
+    history.keep(mask, mask)
     assert history.row_context.size == 4 and history.stored(3).counts.shape == (4, 4)
     assert history.draw(3, 9).counts.shape == (4, 4)
     np.testing.assert_array_equal(first.keep(mask).counts, first.counts[mask])

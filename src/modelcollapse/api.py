@@ -89,14 +89,15 @@ def _resolve(spec, p0, scenario, seed, fields, store, chunk_runs, threads, compi
         fields, scenario = {**fields, "scenario": scenario}, None
     if isinstance(p0, (str, Path)):
         fields, p0 = {**fields, "p0": str(p0)}, None
-    spec = _spec(spec, fields)
-    given = spec.model_fields_set
+    given = set(fields) | (set(spec) if isinstance(spec, dict) else
+                           spec.model_fields_set if spec is not None else set())
     for replaced, names in ((p0, P0_FIELDS), (scenario, SCENARIO_FIELDS)):
         clash = sorted(given & set(names)) if replaced is not None else []
         if clash:
             what = "p0" if replaced is p0 else "scenario"
             raise ValueError(f"The '{what}' argument of simulate and the spec field "
                              f"'{clash[0]}' conflict: give one or the other.")
+    spec = _spec(spec, fields)
     entropy = resolve_entropy(seed if seed is not None else spec.seed)
     spec = spec.model_copy(update={"seed": entropy}) if spec.seed != entropy else spec
     recorded = spec.model_dump(mode="json") if p0 is None and scenario is None else None

@@ -149,7 +149,7 @@ class NumpyChunk:
         self.n_alive -= int(settled.sum())
         if not self.n_alive:
             return
-        self.history.keep(keep)
+        self.history.keep(keep, keep)
         self.meter.keep(keep)
         self.true = keep_rows(self.true, keep)
         self.row_context = self.row_context[keep]

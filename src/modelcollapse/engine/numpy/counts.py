@@ -31,24 +31,16 @@ protocol) when their ``needs_token_order`` is False.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ...scenarios import Scenario
+from ..history import CountHistoryBase, CountSample
 from . import kernels
 from .sampling import RowStreams
 
 __all__ = ["CountHistory", "CountModel", "CountSample", "CountsFromP0", "conditional_table",
            "draw_counts"]
-
-
-@dataclass
-class CountSample:
-    """Counts (rows, k) int64 of ``size`` i.i.d. draws per row."""
-
-    counts: np.ndarray
-    size: int
 
 
 class CountModel:
@@ -299,88 +291,21 @@ if kernels.AVAILABLE:
 
 
 # --- the history ------------------------------------------------------------------------------
-class CountHistory:
-    """What a scenario may draw on when it builds model m (see scenarios.py), with models held
-    as counts. Scenarios that need the tokens' order (slices of the corpus, the random pool,
-    subsampling published data) cannot run on it: those calls raise."""
+class CountHistory(CountHistoryBase):
+    """What a scenario may draw on when it builds model m, models held as counts (numpy).
+    ``compiled``: draw with the compiled samplers (else ``Generator.multinomial``)."""
 
     def __init__(self, scenario: Scenario, p_live: np.ndarray, row_context: np.ndarray,
                  streams: RowStreams, n_generations: int, *,
                  compiled: bool = kernels.AVAILABLE):
-        self.scenario = scenario
-        self.n_live = p_live.shape[1]
-        self.row_context = row_context
-        self.streams = streams
+        super().__init__(scenario, row_context, streams, p_live.shape[1])
         self.compiled = compiled
         self._p0 = CountsFromP0(p_live)
-        self._models: dict[int, CountModel] = {}
-        self._corpus: CountModel | None = None
 
-    # --- what scenarios call -------------------------------------------------------------
-    def draw(self, t: int, size: int) -> CountSample:
-        """Counts of ``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
-        size = int(size)
+    def draw_counts(self, t: int, size: int) -> np.ndarray:
         if t == 0:
-            counts = self._p0(self.row_context, size, self.streams, compiled=self.compiled)
-        else:
-            counts = self._models[t].draw(size, self.streams, compiled=self.compiled)
-        return CountSample(counts, size)
+            return self._p0(self.row_context, size, self.streams, compiled=self.compiled)
+        return self._models[t].draw(size, self.streams, compiled=self.compiled)
 
-    def corpus_model(self) -> CountModel:
-        """The model fitted on the fixed real corpus (N draws of p(0), drawn once)."""
-        if self._corpus is None:
-            self._corpus = self.model(self.draw(0, self.scenario.corpus_size()))
-        return self._corpus
-
-    def model(self, sample: CountSample, base: CountModel | None = None) -> CountModel:
-        """Fit a model on the drawn counts (eq. 2), after the counts of ``base`` if given."""
-        if not isinstance(sample, CountSample):
-            raise TypeError(f"Models held as counts are fitted on CountSample draws. Got "
-                            f"{type(sample).__name__} instead.")
-        if base is None:
-            return CountModel(sample.counts, sample.size, self.n_live)
-        return CountModel(base.counts + sample.counts, base.size + sample.size, self.n_live)
-
-    def stored(self, t: int) -> CountModel:
-        return self._models[t]
-
-    def concat(self, parts: list[CountSample]) -> CountSample:
-        """Join samples into one training set: their counts add."""
-        if len(parts) == 1:
-            return parts[0]
-        return CountSample(sum(p.counts for p in parts[1:]) + parts[0].counts,
-                           sum(p.size for p in parts))
-
-    def corpus(self):
-        self._needs_token_order("the fixed corpus in order")
-
-    def draw_pooled(self, m: int, size: int):
-        self._needs_token_order("draws from a random pool of generations")
-
-    def publish(self, t: int, sample):
-        self._needs_token_order("to keep published data")
-
-    def subsample_published(self, size: int):
-        self._needs_token_order("subsamples of published data")
-
-    def _needs_token_order(self, what: str):
-        raise ValueError(f"{self.scenario.describe()} asks for {what}, which needs the order of "
-                         f"the tokens; models held as counts have none: use "
-                         f"representation='tokens'.")
-
-    # --- what the loop calls ----------------------------------------------------------------
-    def store(self, m: int, model: CountModel) -> None:
-        """Model m; those no later model can train on (all before the last ``lag``) go."""
-        self._models[m] = model
-        lag = self.scenario.lag
-        if lag is not None:
-            for t in [t for t in self._models if t <= m - lag]:
-                del self._models[t]
-
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop rows (runs that stopped) everywhere."""
-        self.row_context = self.row_context[mask]
-        self.streams.keep(mask)
-        self._models = {t: model.keep(mask) for t, model in self._models.items()}
-        if self._corpus is not None:
-            self._corpus = self._corpus.keep(mask)
+    def fit(self, counts: np.ndarray, size: int) -> CountModel:
+        return CountModel(counts, size, self.n_live)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...scenarios import Scenario
+from ..history import TokenHistoryBase
 from .sampling import (
     TOKEN_DTYPE,
     InverseCDF,
@@ -75,99 +76,42 @@ class TokenModel:
         return kept
 
 
-class TokenHistory:
-    """What a scenario may draw on when it builds model m (see scenarios.py)."""
+class TokenHistory(TokenHistoryBase):
+    """What a scenario may draw on when it builds model m, models held as tokens (numpy)."""
 
     def __init__(self, scenario: Scenario, p_live: np.ndarray, row_context: np.ndarray,
                  streams: RowStreams, n_generations: int):
-        self.scenario = scenario
-        self.n_live = p_live.shape[1]
-        self.row_context = row_context
-        self.streams = streams
+        super().__init__(scenario, row_context, streams, p_live.shape[1], n_generations)
         self._p0 = InverseCDF(p_live)
-        self._models: dict[int, TokenModel] = {}
-        self._corpus: TokenModel | None = None
-        self._published: np.ndarray | None = None
-        self._pool: np.ndarray | None = None
-        self._capacity = n_generations + 1
 
-    # --- what scenarios call -------------------------------------------------------------
-    def draw(self, t: int, size: int) -> np.ndarray:
-        """``size`` fresh draws per row from model t (t = 0: from p(0) itself)."""
-        if t == 0:
-            return draw_from_p0(self._p0, self.row_context, size, self.streams)
-        return self._models[t].draw(size, self.streams)
-
-    def corpus(self) -> np.ndarray:
-        """The fixed real corpus, (rows, N): drawn from p(0) once, reused every generation."""
-        return self.corpus_model().tokens
-
-    def corpus_model(self) -> TokenModel:
-        if self._corpus is None:
-            size = self.scenario.corpus_size()
-            self._corpus = self.model(self.draw(0, size))
-        return self._corpus
+    def draw_from_p0(self, size: int) -> np.ndarray:
+        return draw_from_p0(self._p0, self.row_context, size, self.streams)
 
     def model(self, tokens: np.ndarray, base: TokenModel | None = None) -> TokenModel:
         """Fit a model on ``tokens`` (eq. 2), after the training tokens of ``base`` if given."""
-        return TokenModel(self.n_live, tokens.astype(TOKEN_DTYPE, copy=False), base=base)
+        return TokenModel(self.n_live, self._tokens(tokens), base=base)
 
-    def stored(self, t: int) -> TokenModel:
-        return self._models[t]
+    def _join(self, parts):
+        return np.concatenate(parts, axis=1)
 
-    def concat(self, parts: list[np.ndarray]) -> np.ndarray:
-        """Join draws into one training set (tokens side by side)."""
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    def _tokens(self, tokens):
+        return tokens.astype(TOKEN_DTYPE, copy=False)
 
-    def draw_pooled(self, m: int, size: int) -> np.ndarray:
-        """Draws for the random pool (§4.2): each sample's source generation is uniform on
-        0 … m−1; generation 0 is p(0), generation t ≥ 1 the model p(t)."""
-        source = self.streams.integers(m, size)
-        real = self.draw(0, size)
-        if m == 1:
-            return real
-        index = self.streams.integers(self._pool.shape[2], size)
+    def _where(self, condition, a, b):
+        return np.where(condition, a, b)
+
+    def _from_pool(self, source, index):
         rows = np.arange(source.shape[0])[:, None]
-        synthetic = self._pool[np.maximum(source, 1), rows, index]
-        return np.where(source == 0, real, synthetic)
+        return self._pool[np.maximum(source, 1), rows, index]
 
-    def publish(self, t: int, tokens: np.ndarray) -> None:
-        """Keep the data model t generated (accumulate scenarios); the corpus comes first."""
-        if self._published is None:
-            self._published = self.corpus()
-        self._published = np.concatenate([self._published, tokens.astype(TOKEN_DTYPE)], axis=1)
+    def _new_pool(self, shape):
+        return np.zeros(shape, dtype=TOKEN_DTYPE)
 
-    def subsample_published(self, size: int) -> np.ndarray:
-        """``size`` samples per row drawn without replacement from all published data."""
-        pool = self._published
-        if size >= pool.shape[1]:
-            return pool.copy()
-        keys = self.streams.random(pool.shape[1])
-        chosen = np.argpartition(keys, size - 1, axis=1)[:, :size]
-        return gather_rows(pool, chosen)
+    def _copy(self, tokens):
+        return tokens.copy()
 
-    # --- what the loop calls ----------------------------------------------------------------
-    def store(self, m: int, model: TokenModel) -> None:
-        self._models[m] = model
-        lag = self.scenario.lag
-        if lag is not None:
-            self._models.pop(m - lag, None)
-        elif self.scenario.pooled:
-            # The pool draws from every earlier model: one preallocated array, tokens only.
-            del self._models[m]
-            if self._pool is None:
-                shape = (self._capacity, model.tokens.shape[0], model.size)
-                self._pool = np.zeros(shape, dtype=TOKEN_DTYPE)
-            self._pool[m] = model.tokens
+    def _smallest(self, keys, size):
+        return np.argpartition(keys, size - 1, axis=1)[:, :size]
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop rows (runs that stopped) everywhere."""
-        self.row_context = self.row_context[mask]
-        self.streams.keep(mask)
-        self._models = {t: model.keep(mask) for t, model in self._models.items()}
-        if self._corpus is not None:
-            self._corpus = self._corpus.keep(mask)
-        if self._published is not None:
-            self._published = self._published[mask]
-        if self._pool is not None:
-            self._pool = self._pool[:, mask]
+    def _gather(self, tokens, positions):
+        return gather_rows(tokens, positions)

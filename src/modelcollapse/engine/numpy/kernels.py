@@ -1,6 +1,7 @@
 """Compiled kernels (numba), used by the loop when numba is installed (extra ``fast``).
 
-:func:`token_metrics` measures models held as tokens in one pass per row, where
+:func:`token_metrics` and :func:`count_metrics` measure models held as tokens or as counts in
+one pass per row (both through :func:`_write_row`), where
 :func:`metrics.count_metrics` takes several numpy passes; :func:`fixed_corpus_loop` runs the
 partially synthetic loop row by row, where the generic loop and :class:`metrics.DeltaMetrics`
 go generation by generation. The numpy routes stay the reference (and the fallback without
@@ -25,11 +26,45 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "fixed_corpus_loop", "inverse_cdf", "shifted_sums",
-           "token_metrics"]
+__all__ = ["AVAILABLE", "KERNEL_COLUMNS", "count_metrics", "fixed_corpus_loop", "inverse_cdf",
+           "shifted_sums", "token_metrics"]
+
+#: Largest count whose c log c the entropy of a count model looks up instead of computing (a
+#: 512 KiB table).
+CLOGC_TABLE = 1 << 16
 
 AVAILABLE = numba is not None
 KERNEL_COLUMNS = ("sigma", "sup", "l1_to_first", "l1_to_true", "entropy", "support")
+
+
+def _write_row(want, out, dirac, i, total, first_total, has_first, sq, top, arg, support,
+               clogc, l1_first, first_on, l1_true, true_on):
+    """Row i of the metric table from its sums over the tokens of the model (each distinct
+    token once, with its count c): Σ c², max c and its token, the tokens counted, Σ c log c,
+    Σ |c T1 − c1 T| and Σ c1 over them (p(1) = c1 / T1), Σ |c / T − p0| and Σ p0 over them.
+    The one place the kernels turn those sums into the metrics."""
+    want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
+    if want_sigma:
+        out[i, 0] = sq / (total * total)
+    if want_sup:
+        out[i, 1] = top / total
+    if want_first:
+        if has_first:
+            off = total * (first_total - first_on)
+            out[i, 2] = (l1_first + off) / (total * first_total)
+        else:
+            out[i, 2] = np.nan
+    if want_true:
+        out[i, 3] = l1_true + max(0.0, 1.0 - true_on)
+    if want_entropy:
+        out[i, 4] = np.log(total) - clogc / total
+    if want_support:
+        out[i, 5] = support
+    dirac[i] = arg if top == total else -1
+
+
+if AVAILABLE:
+    _write_row = numba.njit(cache=True, nogil=True, inline="always")(_write_row)
 
 
 @functools.cache
@@ -37,7 +72,7 @@ def _token_metrics_kernel(want: tuple[bool, ...]):
     """The pass of :func:`token_metrics` compiled for one choice of metrics: ``want`` flags the
     :data:`KERNEL_COLUMNS` to compute, as constants (a logarithm per token for the entropy,
     the references' rows for the distances, only where asked)."""
-    want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
+    want_sigma, _, want_first, want_true, want_entropy, want_support = want
 
     def kernel(tokens, total, first, first_rows, first_total, true, has_first, out, dirac):
         rows, size = tokens.shape
@@ -78,23 +113,8 @@ def _token_metrics_kernel(want: tuple[bool, ...]):
                     q = true[i, t]
                     l1_true += abs(c / total - q)
                     true_on += q
-            if want_sigma:
-                out[i, 0] = sq / (total * total)
-            if want_sup:
-                out[i, 1] = top / total
-            if want_first:
-                if has_first:
-                    off = total * (first_total - first_on)
-                    out[i, 2] = (l1_first + off) / (total * first_total)
-                else:
-                    out[i, 2] = np.nan
-            if want_true:
-                out[i, 3] = l1_true + max(0.0, 1.0 - true_on)
-            if want_entropy:
-                out[i, 4] = np.log(total) - clogc / total
-            if want_support:
-                out[i, 5] = support
-            dirac[i] = arg if top == total else -1
+            _write_row(want, out, dirac, i, total, first_total, has_first, sq, top, arg,
+                       support, clogc, l1_first, first_on, l1_true, true_on)
 
     return numba.njit(cache=True, nogil=True)(kernel) if AVAILABLE else kernel
 
@@ -185,6 +205,80 @@ def token_metrics(tokens: np.ndarray, first: np.ndarray | None, first_rows: np.n
     kernel = _token_metrics_kernel(tuple(name in names for name in KERNEL_COLUMNS))
     kernel(tokens, size, first, first_rows, first_total, true, has_first, out, dirac)
     return out, dirac
+
+
+def count_metrics(counts: np.ndarray, total: int, first: np.ndarray | None,
+                        first_rows: np.ndarray, first_total: int, true: np.ndarray,
+                        names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics of the models p = ``counts`` / ``total`` (rows, k) in one compiled pass: the
+    columns of :data:`KERNEL_COLUMNS` that ``names`` asks for (the others are left
+    unset) and each row's Dirac token (−1 where it is none), as :func:`token_metrics`
+    gives them from tokens and :func:`modelcollapse.metrics.count_metrics` from counts.
+    ``first`` are the integer counts of p(1) with total ``first_total`` (None before p(1)),
+    row ``first_rows[i]`` being row i's; ``true`` is p(0) per row."""
+    rows = counts.shape[0]
+    out = np.empty((rows, len(KERNEL_COLUMNS)))
+    dirac = np.empty(rows, np.int64)
+    has_first = first is not None
+    first = first if has_first else np.zeros((1, 1), np.int64)
+    want = tuple(name in names for name in KERNEL_COLUMNS)
+    clogc = _clogc_table(min(int(total), CLOGC_TABLE)) if want[4] else np.zeros(1)
+    _count_metrics_kernel(want)(counts, int(total), first, first_rows, int(first_total), true,
+                                has_first, clogc, out, dirac)
+    return out, dirac
+
+
+@functools.cache
+def _count_metrics_kernel(want: tuple[bool, ...]):
+    """The pass of :func:`count_metrics` compiled for one choice of metrics (``want``
+    flags the :data:`KERNEL_COLUMNS`, as constants), the distances as
+    :func:`token_metrics` sums them: ‖p − p(1)‖₁ in integers,
+    Σ_j |c_j T1 − c1_j T| / (T T1), so it is exact (0 when p = p(1))."""
+    want_sigma, _, want_first, want_true, want_entropy, want_support = want
+
+    def kernel(counts, total, first, first_rows, first_total, true, has_first, clogc_table,
+               out, dirac):
+        # Over the tokens with c > 0 only: a token with c = 0 adds its reference's mass to
+        # a distance, and those masses are what the support's leave of the reference's total.
+        rows, k = counts.shape
+        looked_up = clogc_table.size
+        inverse = 1.0 / total
+        for i in range(rows):
+            sq = 0
+            top = 0
+            arg = -1
+            support = 0
+            clogc = 0.0
+            l1_first = 0
+            first_on = 0
+            l1_true = 0.0
+            true_on = 0.0
+            reference = first_rows[i]
+            for t in range(k):
+                c = counts[i, t]
+                if c == 0:
+                    continue
+                if want_first and has_first:
+                    c1 = first[reference, t]
+                    l1_first += abs(c * first_total - c1 * total)
+                    first_on += c1
+                if want_true:
+                    q = true[i, t]
+                    l1_true += abs(c * inverse - q)
+                    true_on += q
+                if want_sigma:
+                    sq += c * c
+                if want_support:
+                    support += 1
+                if want_entropy:
+                    clogc += clogc_table[c] if c < looked_up else c * np.log(c)
+                if c > top:
+                    top = c
+                    arg = t
+            _write_row(want, out, dirac, i, total, first_total, has_first, sq, top, arg,
+                       support, clogc, l1_first, first_on, l1_true, true_on)
+
+    return numba.njit(cache=True, nogil=True)(kernel) if AVAILABLE else kernel
 
 
 def fixed_corpus_loop(corpus: np.ndarray, extra: np.ndarray, index: np.ndarray,

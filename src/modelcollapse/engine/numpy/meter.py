@@ -7,13 +7,12 @@ Three routes give the same metrics (metrics.py defines them):
   that loop runs in compiled code instead: fixed_corpus.py);
 * with numba, any other model in one compiled pass: from its tokens
   (:func:`kernels.token_metrics`), or, held as counts (``tokens`` is None, counts.py), from
-  its counts (:func:`count_metrics_table`);
+  its counts (:func:`kernels.count_metrics`);
 * otherwise from its counts over the live support (``count_metrics``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,7 +66,7 @@ class ModelMeter:
         if self.compiled and model.base is None:
             # (asked only here: a model with a base would join its tokens to answer)
             if model.tokens is None:  # held as counts
-                table, dirac = count_metrics_table(model.counts, model.size,
+                table, dirac = kernels.count_metrics(model.counts, model.size,
                                                    self._first_counts, self.first_rows,
                                                    self.first_total, self.true,
                                                    tuple(self.names))
@@ -100,103 +99,3 @@ class ModelMeter:
             self.first_rows = self.first_rows[mask]
         self._delta = None
         self._last_base = None
-
-
-def count_metrics_table(counts: np.ndarray, total: int, first: np.ndarray | None,
-                        first_rows: np.ndarray, first_total: int, true: np.ndarray,
-                        names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Metrics of the models p = ``counts`` / ``total`` (rows, k) in one compiled pass: the
-    columns of :data:`kernels.KERNEL_COLUMNS` that ``names`` asks for (the others are left
-    unset) and each row's Dirac token (−1 where it is none), as :func:`kernels.token_metrics`
-    gives them from tokens and ``count_metrics`` from counts. ``first`` are the integer counts
-    of p(1) with total ``first_total`` (None before p(1)), row ``first_rows[i]`` being row
-    i's; ``true`` is p(0) per row."""
-    rows = counts.shape[0]
-    out = np.empty((rows, len(kernels.KERNEL_COLUMNS)))
-    dirac = np.empty(rows, np.int64)
-    has_first = first is not None
-    first = first if has_first else np.zeros((1, 1), np.int64)
-    want = tuple(name in names for name in kernels.KERNEL_COLUMNS)
-    clogc = _clogc(min(int(total), CLOGC_TABLE)) if want[4] else np.zeros(1)
-    _count_metrics_kernel(want)(counts, int(total), first, first_rows, int(first_total), true,
-                                has_first, clogc, out, dirac)
-    return out, dirac
-
-
-#: Largest count whose c log c the entropy looks up instead of computing (a 512 KiB table).
-CLOGC_TABLE = 1 << 16
-
-
-@functools.lru_cache(maxsize=8)
-def _clogc(top: int) -> np.ndarray:
-    """c log c for c = 0 … top (0 log 0 = 0)."""
-    c = np.arange(top + 1, dtype=np.float64)
-    return c * np.log(np.maximum(c, 1.0))
-
-
-@functools.cache
-def _count_metrics_kernel(want: tuple[bool, ...]):
-    """The pass of :func:`count_metrics_table` compiled for one choice of metrics (``want``
-    flags the :data:`kernels.KERNEL_COLUMNS`, as constants), the distances as
-    :func:`kernels.token_metrics` sums them: ‖p − p(1)‖₁ in integers,
-    Σ_j |c_j T1 − c1_j T| / (T T1), so it is exact (0 when p = p(1))."""
-    want_sigma, want_sup, want_first, want_true, want_entropy, want_support = want
-
-    def kernel(counts, total, first, first_rows, first_total, true, has_first, clogc_table,
-               out, dirac):
-        # Over the tokens with c > 0 only: a token with c = 0 adds its reference's mass to
-        # a distance, and those masses are what the support's leave of the reference's total.
-        rows, k = counts.shape
-        looked_up = clogc_table.size
-        inverse = 1.0 / total
-        for i in range(rows):
-            sq = 0
-            top = 0
-            arg = -1
-            support = 0
-            clogc = 0.0
-            l1_first = 0
-            first_on = 0
-            l1_true = 0.0
-            true_on = 0.0
-            reference = first_rows[i]
-            for t in range(k):
-                c = counts[i, t]
-                if c == 0:
-                    continue
-                if want_first and has_first:
-                    c1 = first[reference, t]
-                    l1_first += abs(c * first_total - c1 * total)
-                    first_on += c1
-                if want_true:
-                    q = true[i, t]
-                    l1_true += abs(c * inverse - q)
-                    true_on += q
-                if want_sigma:
-                    sq += c * c
-                if want_support:
-                    support += 1
-                if want_entropy:
-                    clogc += clogc_table[c] if c < looked_up else c * np.log(c)
-                if c > top:
-                    top = c
-                    arg = t
-            if want_sigma:
-                out[i, 0] = sq / (total * total)
-            if want_sup:
-                out[i, 1] = top * inverse
-            if want_first:
-                if has_first:
-                    off = total * (first_total - first_on)
-                    out[i, 2] = (l1_first + off) / (total * first_total)
-                else:
-                    out[i, 2] = np.nan
-            if want_true:
-                out[i, 3] = l1_true + max(0.0, 1.0 - true_on)
-            if want_entropy:
-                out[i, 4] = np.log(total) - clogc * inverse
-            if want_support:
-                out[i, 5] = support
-            dirac[i] = arg if top == total else -1
-
-    return kernels.numba.njit(cache=True, nogil=True)(kernel) if kernels.AVAILABLE else kernel
