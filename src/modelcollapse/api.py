@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_probabilities
-from .engine.loop import live_support, run
+from .engine.loop import run
 from .engine.plan import Plan, make_plan
 from .results import Result
 from .rng import resolve_entropy
@@ -109,8 +109,7 @@ def _resolve(spec, p0, scenario, seed, fields, store, chunk_runs, threads, compi
     elif not isinstance(scenario, Scenario):
         raise TypeError(f"The 'scenario' argument of simulate must be a Scenario object (or "
                         f"give the spec field 'scenario' a name). Got {type(scenario).__name__}.")
-    p_live, _ = live_support(p0)
-    the_plan = make_plan(p_live, scenario, n_runs=spec.runs, n_generations=spec.generations,
+    the_plan = make_plan(p0, scenario, n_runs=spec.runs, n_generations=spec.generations,
                          seed=entropy, metrics=spec.metrics, backend=spec.backend,
                          device=spec.device, representation=spec.representation,
                          chunk_runs=chunk_runs, threads=threads, compiled=compiled,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..metrics import distribution_metrics
 from ..results import Result, StreamedStore, build_result
 from ..rng import RUN_BLOCK
 from ..scenarios import Scenario
@@ -60,13 +61,16 @@ def run(plan: Plan, p0: np.ndarray, scenario: Scenario, *, store: str | Path | N
 def _run(plan, p0, scenario, staging, progress, spec) -> Result:
     n_contexts, names = plan.n_contexts, plan.metrics
     p_live, token_ids = live_support(p0)
+    # The metrics of each context's p(0): generation 0 of every run, and the shift of the
+    # recorder's sums.
+    at_p0 = distribution_metrics(p_live, None, p_live, names)
     sink = (ZarrTrajectories(staging.store, names, plan.kept_runs, n_contexts,
                              plan.n_generations, plan.trajectory_memory_mb * 1e6)
             if staging is not None else None)
     recorder = Recorder(plan.n_runs * n_contexts, n_contexts, plan.n_generations, names,
-                        metric_shift(p_live, names), plan.kept_runs * n_contexts, sink,
+                        metric_shift(at_p0, names), plan.kept_runs * n_contexts, sink,
                         snapshots=plan.snapshots)
-    backend = _backend(plan, p_live, scenario)
+    backend = _backend(plan, p_live, at_p0, scenario)
     bar = tqdm(total=plan.n_runs * plan.n_generations, unit="run-gen", desc=scenario.name,
                disable=None if progress is None else not progress, leave=False)
     with backend.context(), contextlib.closing(bar):
@@ -123,14 +127,15 @@ def _with_snapshots(result: Result, recorder: Recorder, plan: Plan, p0: np.ndarr
                                      trajectory_run=np.arange(runs)))
 
 
-def _backend(plan: Plan, p_live: np.ndarray, scenario: Scenario):
+def _backend(plan: Plan, p_live: np.ndarray, at_p0: dict[str, np.ndarray],
+             scenario: Scenario):
     if plan.backend == "torch":
         from .torch.backend import TorchBackend
 
-        return TorchBackend(plan, p_live, scenario)
+        return TorchBackend(plan, p_live, at_p0, scenario)
     from .numpy.backend import NumpyBackend
 
-    return NumpyBackend(plan, p_live, scenario)
+    return NumpyBackend(plan, p_live, at_p0, scenario)
 
 
 def live_support(p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -95,14 +95,14 @@ def check_device_name(device: str) -> None:
                          f"'cuda:<index>'. Got {device!r} instead.")
 
 
-def make_plan(p_live: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: int,
+def make_plan(p0: np.ndarray, scenario: Scenario, *, n_runs: int, n_generations: int,
               seed=None, metrics: Sequence[str] | None = None, backend: str = "numpy",
               device: str = "cpu", representation: str = "auto", chunk_runs: int | None = None,
               threads: int | None = None, compiled: bool | None = None,
               fused: bool | None = None, trajectories: str | int = "auto",
               trajectory_memory_mb: float = TRAJECTORY_MEMORY_MB, store: bool = False,
               stop_when_absorbed: bool = True, snapshots: Sequence[int] = ()) -> Plan:
-    """Resolve every choice for ``p_live`` (contexts, live support) under ``scenario``.
+    """Resolve every choice for ``p0`` (contexts, vocab), validated, under ``scenario``.
 
     ``compiled`` picks the numpy backend's metric kernels (None: numba's when installed);
     ``fused`` the torch backend's Triton spans (None: wherever they apply on CUDA). ``store``:
@@ -115,7 +115,7 @@ def make_plan(p_live: np.ndarray, scenario: Scenario, *, n_runs: int, n_generati
     entropy = resolve_entropy(seed)
     check_choice(backend, "backend", BACKENDS)
     check_choice(representation, "representation", REPRESENTATIONS)
-    n_contexts, k = p_live.shape
+    n_contexts, k = p0.shape[0], int(np.count_nonzero(p0 > 0, axis=1).max())  # live support
     snapshots = tuple(sorted({check_int(m, "snapshots", low=0) for m in snapshots}))
     if snapshots and snapshots[-1] > n_generations:
         raise ValueError(f"The 'snapshots' parameter of simulate must be generations at most "

@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..metrics import distribution_metrics
 from .numpy import kernels
 from .trajectories import MemoryTrajectories, TrajectoryWindows
 
@@ -41,9 +40,9 @@ RESOLUTION = 64 * np.finfo(np.float64).eps
 TRAJECTORY_MEMORY_MB = 128.0
 
 
-def metric_shift(p_live: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """The shift of each metric's sums per context, (metrics, contexts): its value at p(0)."""
-    at_p0 = distribution_metrics(p_live, None, p_live, names)
+def metric_shift(at_p0: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The shift of each metric's sums per context, (metrics, contexts): its value at p(0)
+    (``at_p0``: name → one value per context)."""
     shift = np.stack([np.asarray(at_p0[name], dtype=np.float64) for name in names])
     return np.nan_to_num(shift, nan=0.0)  # l1_to_first has no value at p(0)
 

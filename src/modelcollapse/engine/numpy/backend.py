@@ -7,7 +7,6 @@ import contextlib
 
 import numpy as np
 
-from ...metrics import distribution_metrics
 from ...rng import RUN_BLOCK
 from ...scenarios import Scenario
 from ..plan import Plan
@@ -49,8 +48,10 @@ class NumpyBackend:
     #: No chunk is retried smaller: numpy's per-run state is bounded by the plan's chunk.
     OutOfMemory: tuple = ()
 
-    def __init__(self, plan: Plan, p_live: np.ndarray, scenario: Scenario):
-        self.plan, self.p_live, self.scenario = plan, p_live, scenario
+    def __init__(self, plan: Plan, p_live: np.ndarray, at_p0: dict[str, np.ndarray],
+                 scenario: Scenario):
+        """``at_p0``: the metrics of each context's p(0) (name → one value per context)."""
+        self.plan, self.p_live, self.at_p0, self.scenario = plan, p_live, at_p0, scenario
 
     def context(self):
         return contextlib.nullcontext()
@@ -75,6 +76,7 @@ class NumpyChunk:
     def __init__(self, backend: NumpyBackend, recorder: Recorder, first_run: int, runs: int):
         plan, p_live = backend.plan, backend.p_live
         self.plan, self.scenario, self.recorder = plan, backend.scenario, recorder
+        self.at_p0 = backend.at_p0
         n_contexts = plan.n_contexts
         rows = runs * n_contexts
         self.first_row = first_run * n_contexts
@@ -82,19 +84,18 @@ class NumpyChunk:
         recorder.begin_chunk(self.where)
         self.local = np.arange(rows)
         self.n_alive = rows
-        self.row_context = np.tile(np.arange(n_contexts), runs)
+        row_context = np.tile(np.arange(n_contexts), runs)
         streams = RowStreams(plan.entropy, first_run // RUN_BLOCK,
                              rows_per_block(runs, n_contexts, first_run))
         if plan.representation == "counts":
             # The compiled route draws counts with samplers of its own, the numpy route with
             # Generator.multinomial: both exact, each reproducible on its own.
-            self.history = CountHistory(self.scenario, p_live, self.row_context, streams,
+            self.history = CountHistory(self.scenario, p_live, row_context, streams,
                                         plan.n_generations, compiled=plan.route != "numpy")
         else:
-            self.history = TokenHistory(self.scenario, p_live, self.row_context, streams,
+            self.history = TokenHistory(self.scenario, p_live, row_context, streams,
                                         plan.n_generations)
-        self.p_live = p_live
-        self.true = rows_of(p_live, self.row_context)
+        self.true = rows_of(p_live, row_context)
         self.real_dirac = np.where(self.true.max(axis=1) >= 1.0, self.true.argmax(axis=1), -1)
         self.meter = ModelMeter(self.true, plan.metrics, compiled=plan.route != "numpy")
         self.last_values: dict[str, np.ndarray] = {}
@@ -109,11 +110,11 @@ class NumpyChunk:
         return values, dirac
 
     def _generation0(self) -> dict[str, np.ndarray]:
-        """The metrics of p(0) per row: those of each context's p(0), and ‖p(0) − p(1)‖₁."""
-        names = self.plan.metrics
-        at_p0 = distribution_metrics(self.p_live, None, self.p_live, names)
-        values = {name: value[self.row_context] for name, value in at_p0.items()}
-        if "l1_to_first" in names:
+        """The metrics of p(0) per row: those of each context's p(0), and ‖p(0) − p(1)‖₁
+        (taken at m = 1, before any row stops)."""
+        row_context = self.history.row_context
+        values = {name: value[row_context] for name, value in self.at_p0.items()}
+        if "l1_to_first" in self.plan.metrics:
             values["l1_to_first"] = np.abs(self.true - self.meter.first).sum(axis=1)
         return values
 
@@ -152,7 +153,6 @@ class NumpyChunk:
         self.history.keep(keep, keep)
         self.meter.keep(keep)
         self.true = keep_rows(self.true, keep)
-        self.row_context = self.row_context[keep]
         self.local = self.local[keep]
         self.where = self.first_row + self.local
 

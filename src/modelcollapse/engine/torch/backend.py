@@ -18,7 +18,6 @@ import contextlib
 import numpy as np
 import torch
 
-from ...metrics import distribution_metrics
 from ...rng import RUN_BLOCK
 from ...scenarios import Scenario
 from ..numpy.sampling import rows_per_block
@@ -87,8 +86,10 @@ class TorchBackend:
 
     OutOfMemory = torch.cuda.OutOfMemoryError
 
-    def __init__(self, plan: Plan, p_live: np.ndarray, scenario: Scenario):
-        self.plan, self.p_live, self.scenario = plan, p_live, scenario
+    def __init__(self, plan: Plan, p_live: np.ndarray, at_p0: dict[str, np.ndarray],
+                 scenario: Scenario):
+        """``at_p0``: the metrics of each context's p(0) (name → one value per context)."""
+        self.plan, self.p_live, self.at_p0, self.scenario = plan, p_live, at_p0, scenario
         self.dev = torch.device(plan.device)
         self.ops = _Ops(self.dev)
 
@@ -137,9 +138,8 @@ class TorchChunk:
         # Generation 0 is p(0) itself; its metrics are the same on every backend, computed
         # once per context (a (rows, k) copy of p(0) would cost rows · k work and memory).
         # They are recorded with generation 1, which gives l1_to_first its value (p(1)).
-        per_context = distribution_metrics(p_live, None, p_live, names)
         self.generation0 = {name: torch.as_tensor(values, device=dev)[row_context]
-                            for name, values in per_context.items()}
+                            for name, values in backend.at_p0.items()}
         dirac_p0 = torch.where(p_live_t.amax(dim=1) >= 1.0, p_live_t.argmax(dim=1), -1)
         self.real_dirac = dirac_p0[row_context]
         # Collapse time, absorption time and absorbed token of the rows that stopped, by
