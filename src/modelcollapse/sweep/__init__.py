@@ -45,6 +45,7 @@ workers write the point files themselves: the output folder must be a path they 
 """
 
 from .executors import open_executor
+from .query import connect, query
 from .run import SweepOutcome, run_sweep
 from .spec import (
     AxisRange,
@@ -55,7 +56,6 @@ from .spec import (
     point_entropy,
     point_id,
 )
-from .store import connect, query
 
 # isort: split
 # The other public-named objects of the single module this package replaced (output layout,
