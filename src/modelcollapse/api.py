@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_probabilities
+from .engine.footprint import check_p0_fits, check_plan_fits
 from .engine.loop import run
 from .engine.plan import Plan, make_plan
 from .results import Result
@@ -101,6 +102,8 @@ def _resolve(spec, p0, scenario, seed, fields, store, chunk_runs, threads, compi
     entropy = resolve_entropy(seed if seed is not None else spec.seed)
     spec = spec.model_copy(update={"seed": entropy}) if spec.seed != entropy else spec
     recorded = spec.model_dump(mode="json") if p0 is None and scenario is None else None
+    if p0 is None and spec.p0 is None:  # a p(0) too large to hold fails while it is built
+        check_p0_fits(spec.contexts, spec.vocab)
     p0 = np.asarray(spec.build_p0() if p0 is None else check_probabilities(p0, "p0"),
                     dtype=np.float64)
     p0 = p0[None, :] if p0.ndim == 1 else p0
@@ -117,6 +120,7 @@ def _resolve(spec, p0, scenario, seed, fields, store, chunk_runs, threads, compi
                          trajectory_memory_mb=spec.trajectory_memory_mb,
                          store=store is not None, stop_when_absorbed=stop_when_absorbed,
                          snapshots=snapshots)
+    check_plan_fits(the_plan, scenario, vocab=p0.shape[1])
     return the_plan, p0, scenario, recorded
 
 

@@ -46,6 +46,9 @@ class TokenModel:
     def tokens(self) -> np.ndarray:
         if self._tokens is None:
             self._tokens = np.concatenate([self.base.tokens, self.extra], axis=1)
+            # The joined tokens hold everything: letting the base go keeps a chain of models
+            # trained on each other's data (accumulate) from holding every model at once.
+            self.base = self.extra = None
         return self._tokens
 
     @property
