@@ -114,19 +114,20 @@ def test_point_seed_depends_on_the_coordinates_not_the_grid():
     ('[fixed]\ntrajectories = 3\n[axes]\nn = [1, 2]\n',
      "'trajectories' belongs to the sweep itself"),
     ('runs = 10\ntrajectories = "some"\n[axes]\nn = [1]\n',
-     "'trajectories': must be 'auto', 'all', 'none' or a number of runs ≥ 0; got 'some'"),
+     "The 'trajectories' parameter of sweep must be 'auto', 'all', 'none' or a number of "
+     "runs ≥ 0; got 'some'"),
     ('runs = 10\ntrajectories = 20\ntrajectory_memory_mb = 0.01\n[axes]\nn = [1]\n',
      "grid point n=1: The 'trajectories' parameter of the spec asks for 10 runs"),
     ('[axes]\nsize = [1, 2]\n', "axis 'size' is not a simulation parameter"),
     ('n = 3\n[axes]\nn = [1, 2]\n', "'n' is both fixed and an axis"),
-    ('support = 10\n[axes]\nS0 = [0.5, 0.05]\n', "grid point S0=0.05: 'S0' must be in"),
-    ('[axes]\nn = [2.5]\n', "grid point n=2.5: 'n': Input should be a valid integer"),
+    ('support = 10\n[axes]\nS0 = [0.5, 0.05]\n', "grid point S0=0.05: The 'S0' parameter of simulate must be in"),
+    ('[axes]\nn = [2.5]\n', "grid point n=2.5: The 'n' parameter of simulate must be an int. Got 2.5 instead."),
     ('[axes]\nn = { start = 1, stop = 3, num = 10 }\n', "axis 'n' repeats a value"),
     ('[axes]\nn = { start = 1, stop = 3 }\n', "exactly one of 'num' and 'step'"),
     ('[axes]\n', "'axes' must name at least one parameter"),
     ('runs = 10\n', "'axes'"),
     ('runs = "ten"\n[axes]\nn = [1]\n', "'runs'"),
-    ('runs = = 1\n', "not valid TOML"),
+    ('runs = = 1\n', "must name a valid TOML file"),
 ])
 def test_malformed_spec_fails_with_one_clear_line_and_exit_2(tmp_path, capsys, text, message):
     path = tmp_path / "bad.toml"

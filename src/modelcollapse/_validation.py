@@ -24,6 +24,63 @@ else:  # pragma: no cover - Python 3.10
 SUM_TOLERANCE = 1e-6
 
 
+class InputError(ValueError):
+    """Bad input found past a verb's first checks (a damaged file it was given, a folder that
+    holds something else): the CLI reports it in one line with exit code 2, like any other."""
+
+
+#: Where a pydantic model's fields come from, as messages name it.
+MODEL_WHERE = {"SimulationSpec": "simulate", "SweepSpec": "sweep", "FigureSpec": "reproduce"}
+
+
+def house_message(name: str, rule: str, got: object, where: str) -> str:
+    """"The 'n' parameter of simulate must be an int. Got 'x' instead." """
+    return f"The '{name}' parameter of {where} must {rule}. Got {_describe(got)} instead."
+
+
+def _pydantic_rule(err: dict) -> str | None:
+    ctx, kind = err.get("ctx") or {}, err["type"]
+    bounds = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"),
+              "less_than_equal": ("≤", "le"), "less_than": ("<", "lt")}
+    if kind in bounds:
+        sign, key = bounds[kind]
+        return f"be {sign} {ctx[key]}"
+    if kind.startswith("int_"):
+        return "be an int"
+    if kind == "finite_number":
+        return "be a finite number"
+    if kind.startswith("float_"):
+        return "be a number"
+    if kind.startswith("string_"):
+        return "be a string"
+    if kind.startswith("bool_"):
+        return "be true or false"
+    if kind == "literal_error":
+        return f"be one of {ctx['expected']}"
+    return None
+
+
+def validation_error_message(exc) -> str:
+    """A pydantic ``ValidationError`` in the house format: its first error, one line."""
+    err = exc.errors()[0]
+    where = MODEL_WHERE.get(exc.title, exc.title)
+    name = ".".join(str(x) for x in err["loc"])
+    if err["type"] == "value_error":  # a validator of ours
+        message = str(err["ctx"]["error"]).splitlines()[0]
+        if not name or message.startswith("The '"):  # already names its field
+            return message
+        joiner = " " if message.startswith("must") else ": "
+        return f"The '{name}' parameter of {where}{joiner}{message}"
+    if err["type"] == "extra_forbidden":
+        return f"The '{name}' parameter is not one that {where} takes (check its spelling)."
+    if err["type"] == "missing":
+        return f"The '{name}' parameter of {where} is required."
+    rule = _pydantic_rule(err)
+    if rule is None or not name:
+        return f"The '{name}' parameter of {where} is invalid: {err['msg']}."
+    return house_message(name, rule, err.get("input"), where)
+
+
 def _describe(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -82,7 +139,7 @@ def check_probabilities(p: object, name: str = "p0", *, where: str = "simulate")
                          f"Got NaN or inf instead.")
     if np.any(arr < 0):
         raise ValueError(f"The '{name}' parameter of {where} must be non-negative. "
-                         f"Got a minimum of {arr.min()!r} instead.")
+                         f"Got a minimum of {float(arr.min())!r} instead.")
     sums = arr.sum(axis=-1)
     worst = float(np.max(np.abs(sums - 1.0)))
     if worst > SUM_TOLERANCE:
@@ -106,8 +163,17 @@ def read_toml(path: str | Path, name: str) -> dict:
     """Parse the TOML file that parameter ``name`` names, or raise one clear ValueError."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"'{name}' must name an existing TOML file; got {str(path)!r}")
+        raise ValueError(f"The '{name}' parameter must name an existing TOML file. "
+                         f"Got {str(path)!r} instead.")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"The '{name}' parameter must name a UTF-8 TOML file; {str(path)!r} "
+                         f"has a byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                         f"{exc.start} that is not UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"'{name}' is not valid TOML ({path}): {exc}") from None
+        raise ValueError(f"The '{name}' parameter must name a valid TOML file; {str(path)!r}: "
+                         f"{exc}.") from None
+    except OSError as exc:
+        raise ValueError(f"The '{name}' parameter must name a readable TOML file; "
+                         f"{str(path)!r}: {exc.strerror}.") from None

@@ -149,36 +149,78 @@ def random_context_distributions(contexts: int, vocab: int, *, alpha: float = 1.
     return np.stack([dirichlet_distribution(vocab, alpha, seed=rng) for _ in range(contexts)])
 
 
-def load_distribution(path: str | Path) -> np.ndarray:
+def load_distribution(path: str | Path, *, where: str = "load_distribution") -> np.ndarray:
     """Load p(0) from ``.npy``, ``.txt``/``.csv`` (numbers split by commas or whitespace, one
     row per context) or ``.json`` (a list, a list of lists, or an object with key ``"p"``).
 
     The result is validated: finite, non-negative, each row summing to 1 within tolerance.
+    A file whose numbers would not fit in memory is refused before it is read. ``where``: the
+    verb the messages name.
     """
     path = Path(path)
+
+    def refuse(rule: str, detail: object = None) -> ValueError:
+        got = repr(str(path)) + (f" ({detail})" if detail is not None else "")
+        return ValueError(f"The 'p0' parameter of {where} must {rule}. Got {got} instead.")
+
     if not path.is_file():
-        raise ValueError(f"The 'p0' parameter of load_distribution must name an existing file. "
-                         f"Got {str(path)!r} instead.")
+        raise refuse("name an existing file")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".txt", ".csv", ".json"):
+        raise refuse("be a .npy, .txt, .csv or .json file")
+    _check_file_fits(path, suffix, where)
     try:
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         elif suffix in (".txt", ".csv"):
-            rows = [line.replace(",", " ").split() for line in path.read_text().splitlines()]
+            rows = [line.replace(",", " ").split()
+                    for line in path.read_text(encoding="utf-8").splitlines()]
             rows = [r for r in rows if r and not r[0].startswith("#")]
+            if len({len(r) for r in rows}) > 1:
+                raise refuse("hold rows of equal length (one per context)",
+                              f"lengths {sorted({len(r) for r in rows})}")
             data = np.array([[float(x) for x in r] for r in rows])
             data = data[0] if data.shape[0] == 1 else data
             if data.ndim == 2 and data.shape[1] == 1:
                 data = data[:, 0]
-        elif suffix == ".json":
-            obj = json.loads(path.read_text())
-            data = np.array(obj["p"] if isinstance(obj, dict) else obj, dtype=float)
         else:
-            raise ValueError(f"The 'p0' parameter of load_distribution must be a .npy, .txt, .csv "
-                             f"or .json file. Got {str(path)!r} instead.")
-    except (OSError, KeyError, json.JSONDecodeError, ValueError) as exc:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(obj, dict) and "p" not in obj:
+                raise refuse('hold a list, a list of lists, or an object with key "p"',
+                             f"keys {sorted(obj)[:5]}")
+            data = np.array(obj["p"] if isinstance(obj, dict) else obj, dtype=float)
+    except UnicodeDecodeError:
+        raise refuse("be UTF-8 text (or .npy)", "bytes that are not UTF-8") from None
+    except (OSError, json.JSONDecodeError, ValueError, TypeError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("The 'p0'"):
             raise
-        raise ValueError(f"The 'p0' parameter of load_distribution must be a readable file of "
-                         f"numbers. Got {str(path)!r} ({exc}) instead.") from None
-    return check_probabilities(data, "p0", where="load_distribution")
+        raise refuse("be a readable file of numbers", str(exc).splitlines()[0][:80]) from None
+    return check_probabilities(data, "p0", where=where)
+
+
+#: Memory per byte of a text p(0) file while it is parsed (Python floats in lists, then the
+#: array): a number takes at least two bytes of text ("1 ") and ~100 bytes parsed.
+TEXT_PARSE_BYTES_PER_BYTE = 50
+
+
+def _check_file_fits(path: Path, suffix: str, where: str) -> None:
+    """Refuse a p(0) file too large to read: an .npy by the shape in its header, text by its
+    size."""
+    from .engine.footprint import check_fits
+
+    if suffix == ".npy":
+        try:
+            with open(path, "rb") as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(fh)
+        except (ValueError, OSError):
+            return  # not a readable .npy: np.load says why
+        need, detail = 8 * 3 * int(np.prod(shape)), f"an array of shape {shape}"
+    else:
+        size = path.stat().st_size
+        need, detail = TEXT_PARSE_BYTES_PER_BYTE * size, f"{size:,} bytes of text"
+    check_fits(need, what="p(0) from its file", detail=detail,
+               way_out="a smaller p(0), or save it as .npy (read without parsing)",
+               where=where)

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._validation import read_toml
+from ._validation import house_message, read_toml
 from .distributions import (
     dirichlet_distribution,
     load_distribution,
@@ -24,9 +24,17 @@ from .engine.plan import REPRESENTATIONS, check_device_name
 from .engine.recorder import TRAJECTORY_MEMORY_MB, kept_runs
 from .metrics import METRICS, resolve_metrics
 from .rng import generator
-from .scenarios import SCENARIOS, Scenario, make_scenario, required_parameters
+from .scenarios import SCENARIOS, Scenario, make_scenario, parameters, required_parameters
 
 __all__ = ["SimulationSpec", "load_spec"]
+
+#: Fields a p(0) file replaces: giving one beside the file would do nothing.
+P0_FILE_REPLACES = ("vocab", "support", "S0", "family", "zipf_exponent", "dirichlet_alpha",
+                    "contexts", "distribution_seed")
+#: Fields that only one family of p(0) reads.
+FAMILY_FIELDS = {"S0": "target", "zipf_exponent": "zipf", "dirichlet_alpha": "dirichlet"}
+#: Fields that describe the scenario; each scenario reads those among its parameters.
+SCENARIO_PARAMETERS = ("n", "N", "K", "window_split")
 
 ScenarioName = Literal[tuple(k for k in SCENARIOS if k != "custom")]  # type: ignore[valid-type]
 
@@ -35,7 +43,7 @@ class SimulationSpec(BaseModel):
     """Inputs of one simulation of the statistical loop. Defaults: the paper's Fig. 6 p(0)
     (s = 600, s̃ = 52, S0 = 0.1), fully synthetic with n = 10."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     vocab: int = Field(600, ge=1, description="vocabulary size s")
     support: int | None = Field(52, ge=1, description="support size s̃ of p(0)")
@@ -89,57 +97,82 @@ class SimulationSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationSpec:
-        given = self.model_fields_set
-        if self.p0 is not None:
-            clash = sorted(given & {"vocab", "support", "S0", "family"})
-            if clash:
-                raise ValueError(f"'p0' and '{clash[0]}' conflict: p(0) comes from the file, "
-                                 f"so give one or the other")
-            if not Path(self.p0).is_file():
-                raise ValueError(f"'p0' must name an existing file; got {self.p0!r}")
-        else:
-            if self.support is not None and self.support > self.vocab:
-                raise ValueError(f"'support' must be at most 'vocab' ({self.vocab}); "
-                                 f"got {self.support}")
-            if self.family == "target":
-                if self.support is None or self.S0 is None:
-                    raise ValueError("family 'target' needs both 'support' and 'S0'")
-                if not 1.0 / self.support - 1e-12 <= self.S0 <= 1.0:
-                    low = 1 / self.support
-                    raise ValueError(f"'S0' must be in [1/support, 1] = [{low:.6g}, 1] "
-                                     f"for support {self.support}; got {self.S0}")
-                if self.S0 == 1.0 and self.support != 1:
-                    raise ValueError("'S0' can be 1 only when 'support' is 1")
-        for field in required_parameters(SCENARIOS[self.scenario]):
-            if getattr(self, field) is None:
-                what = type(self).model_fields[field].description
-                raise ValueError(f"scenario '{self.scenario}' needs '{field}' ({what})")
-        if self.scenario == "most-recent":
-            if self.window_split == "literal" and self.K > self.n:
-                raise ValueError(f"'K' must be at most 'n' ({self.n}) with window_split "
-                                 f"'literal'; got {self.K}")
+        self._check_p0_fields()
+        self._check_scenario_fields()
         if self.backend == "torch":
             check_device_name(self.device)
         elif self.device != "cpu":
-            raise ValueError(f"'device' {self.device!r} needs backend 'torch'")
+            raise ValueError(f"The 'device' parameter of simulate is {self.device!r}, which "
+                             f"needs backend 'torch'.")
         if self.representation == "counts" and self.build_scenario().needs_token_order:
-            raise ValueError(f"'representation' 'counts' cannot run scenario "
-                             f"'{self.scenario}': it needs the order of the tokens")
+            raise ValueError(f"The 'representation' parameter of simulate cannot be 'counts' "
+                             f"for scenario '{self.scenario}': it needs the order of the "
+                             f"tokens.")
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
-                raise ValueError(f"'metrics' must be among {list(METRICS)}; got {unknown[0]!r}")
+                raise ValueError(house_message("metrics", f"be among {list(METRICS)}",
+                                               unknown[0], "simulate"))
         if isinstance(self.trajectories, int) and self.trajectories < 0:
-            raise ValueError(f"'trajectories' must be 'auto', 'all', 'none' or a number of runs "
-                             f"≥ 0; got {self.trajectories}")
+            raise ValueError(house_message("trajectories", "be 'auto', 'all', 'none' or a "
+                                           "number of runs ≥ 0", self.trajectories, "simulate"))
         return self
+
+    def _check_p0_fields(self) -> None:
+        given = self.model_fields_set
+        if self.p0 is not None:
+            clash = sorted(given & set(P0_FILE_REPLACES))
+            if clash:
+                raise ValueError(f"The 'p0' and '{clash[0]}' parameters of simulate conflict: "
+                                 f"p(0) comes from the file, so give one or the other.")
+            if not Path(self.p0).is_file():
+                raise ValueError(house_message("p0", "name an existing file", self.p0,
+                                               "simulate"))
+            return
+        for field, family in FAMILY_FIELDS.items():
+            if field in given and self.family != family:
+                raise ValueError(f"The '{field}' parameter of simulate applies to family "
+                                 f"'{family}' only; family is '{self.family}'.")
+        if self.support is not None and self.support > self.vocab:
+            raise ValueError(house_message("support", f"be at most 'vocab' ({self.vocab})",
+                                           self.support, "simulate"))
+        if self.family == "target":
+            if self.support is None or self.S0 is None:
+                raise ValueError("The 'support' and 'S0' parameters of simulate are both "
+                                 "required by family 'target'.")
+            low = 1 / self.support
+            if not low - 1e-12 <= self.S0 <= 1.0:
+                raise ValueError(house_message(
+                    "S0", f"be in [1/support, 1] = [{low:.6g}, 1] for support {self.support}",
+                    self.S0, "simulate"))
+            if self.S0 == 1.0 and self.support != 1:
+                raise ValueError("The 'S0' parameter of simulate can be 1 only when 'support' "
+                                 "is 1.")
+
+    def _check_scenario_fields(self) -> None:
+        cls = SCENARIOS[self.scenario]
+        takes = {"window_split" if p == "split" else p for p in parameters(cls)}
+        unused = sorted((self.model_fields_set & set(SCENARIO_PARAMETERS)) - takes)
+        if unused:
+            raise ValueError(f"The '{unused[0]}' parameter of simulate means nothing for "
+                             f"scenario '{self.scenario}', which takes "
+                             f"{', '.join(sorted(takes)) or 'no parameter'}.")
+        for field in required_parameters(cls):
+            if getattr(self, field) is None:
+                what = type(self).model_fields[field].description
+                raise ValueError(f"The '{field}' parameter of simulate is required by "
+                                 f"scenario '{self.scenario}' ({what}).")
+        if (self.scenario == "most-recent" and self.window_split == "literal"
+                and self.K > self.n):
+            raise ValueError(house_message("K", f"be at most 'n' ({self.n}) with window_split "
+                                           "'literal'", self.K, "simulate"))
 
     def kept_runs(self, *, streamed: bool = False) -> int:
         """How many runs keep their trajectories; ValueError when they would not fit in
         ``trajectory_memory_mb`` and cannot be ``streamed`` to a store (see
         :func:`modelcollapse.recorder.kept_runs`)."""
         contexts = (self.contexts if self.p0 is None
-                    else np.atleast_2d(load_distribution(self.p0)).shape[0])
+                    else np.atleast_2d(load_distribution(self.p0, where="simulate")).shape[0])
         kept, _ = kept_runs(self.trajectories, n_runs=self.runs, n_contexts=contexts,
                             n_generations=self.generations,
                             n_metrics=len(resolve_metrics(self.metrics)),
@@ -148,10 +181,11 @@ class SimulationSpec(BaseModel):
         return kept
 
     # --- resolution into what the loop consumes ---------------------------------------------
-    def build_p0(self) -> np.ndarray:
-        """p(0) as (vocab,) or (contexts, vocab), built from ``distribution_seed`` (or ``seed``)."""
+    def build_p0(self, where: str = "simulate") -> np.ndarray:
+        """p(0) as (vocab,) or (contexts, vocab), built from ``distribution_seed`` (or ``seed``);
+        ``where``: the verb messages about a p(0) file name."""
         if self.p0 is not None:
-            return load_distribution(self.p0)
+            return load_distribution(self.p0, where=where)
         rng = generator(self.distribution_seed if self.distribution_seed is not None
                         else (self.seed if self.seed is not None else 0))
         rows = [self._one_distribution(rng) for _ in range(self.contexts)]

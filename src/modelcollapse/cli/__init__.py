@@ -14,7 +14,9 @@ VERB_MODULES = ("simulate", "theory", "budget", "verify", "reproduce", "sweep", 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelcollapse")
-def cli() -> None:
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of an unexpected error (also: MODELCOLLAPSE_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Simulate, predict and reproduce language model collapse under recursive training."""
 
 

@@ -17,20 +17,40 @@ def command() -> None:
 
 
 def _connect(out: str):
-    from ..sweep import connect
+    from ..sweep.query import connect
 
     with input_errors():
         return connect(out)
 
 
-def _run_sql(con, sql: str):
+def _run_sql(con, sql: str | None = None, view: str | None = None,
+             condition: str | None = None, **equal):
+    """``sql`` (statements that read only), or the rows of ``view`` where ``condition`` (one
+    SQL expression) holds and the ``equal`` columns have their values; a DataFrame.
+
+    A refused statement, a damaged table file and an error in the SQL are each one line."""
     import duckdb
 
-    try:
-        return con.sql(sql).df()
-    except duckdb.Error as exc:
-        fail(f"SQL error: {str(exc).splitlines()[0]}")
+    from ..sweep.query import QueryRefused, fetch, select_rows
+
+    with input_errors():
+        try:
+            if sql is not None:
+                return fetch(con, sql)
+            return select_rows(con, view, condition, **equal)
+        except QueryRefused as exc:
+            fail(str(exc) if sql is not None else f"'--where': {exc}")
+        except duckdb.PermissionException as exc:
+            fail(f"SQL error: {_first_line(exc)} (SQL over a sweep reads its tables, "
+                 f"points and generations, and no other file)")
+        except duckdb.Error as exc:
+            fail(f"SQL error: {_first_line(exc)}")
     return None  # unreachable: fail raises
+
+
+def _first_line(exc: BaseException) -> str:
+    line = str(exc).strip().splitlines()[0].rstrip(" :") if str(exc).strip() else ""
+    return line or type(exc).__name__
 
 
 def _records(df) -> list[dict]:
@@ -51,6 +71,9 @@ def query(out, sql, fmt) -> None:
     and generation: <metric>_mean, <metric>_se for sigma, sup, l1_to_first, l1_to_true,
     entropy, support, collapsed), joined on point_id.
 
+    The SQL only reads: the Parquet files behind these tables are the only files it can open,
+    and statements that would write or change settings (COPY, ATTACH, SET, …) are refused.
+
     Example: modelcollapse results query OUT "SELECT n, S0, collapse_time_median FROM points"
     """
     df = _run_sql(_connect(out), sql)
@@ -70,7 +93,7 @@ def query(out, sql, fmt) -> None:
 @click.option("--hue", help="Second axis: one line per value.")
 @click.option("--generation", type=int,
               help="Generation of a per-generation metric (default: the last).")
-@click.option("--where", help="SQL condition fixing the other axes, e.g. \"K = 2\".")
+@click.option("--where", help="One SQL condition fixing the other axes, e.g. \"K = 2\".")
 @click.option("--logx", is_flag=True, help="Logarithmic horizontal axis (lines).")
 @click.option("--logy", is_flag=True, help="Logarithmic vertical axis (lines).")
 @click.option("--output", type=click.Path(dir_okay=False),
@@ -86,13 +109,13 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
         fail("'--y' and '--hue' conflict: a heatmap has no hue")
     con = _connect(out)
     source, value, se = _resolve_metric(con, metric, x)
-    conditions = [f"({where})"] if where else []
+    equal = {}
     if source == "generations" and x != "generation":
         if generation is None:
             generation = int(_run_sql(con, "SELECT max(generation) AS g FROM generations")["g"][0])
-        conditions.append(f"generation = {generation}")
-    sql = f"SELECT * FROM {source}" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
-    df = _run_sql(con, sql)
+        equal["generation"] = generation
+    # --where is parsed as one expression: it cannot close the WHERE clause or add a statement.
+    df = _run_sql(con, view=source, condition=where, **equal)
     if not len(df):
         fail("no rows to plot: check --where and --generation")
     second = y or hue
@@ -145,11 +168,26 @@ def _resolve_metric(con, metric: str, x: str) -> tuple[str, str, str | None]:
     raise AssertionError  # unreachable: fail raises
 
 
+def _sweep_axes(out: str) -> dict:
+    """The axes recorded in ``OUT/sweep.json`` (none without it); a damaged manifest is one
+    line naming it."""
+    manifest = Path(out) / "sweep.json"
+    if not manifest.is_file():
+        return {}
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        fail(f"'{manifest}' is not a readable sweep manifest (damaged or truncated): "
+             f"{_first_line(exc)}")
+    axes = record.get("axes", {}) if isinstance(record, dict) else None
+    if not isinstance(axes, dict):
+        fail(f"'{manifest}' is not a sweep manifest: it has no 'axes' table")
+    return axes
+
+
 def _check_other_axes(out: str, df, used: set) -> None:
     """Every other axis must take one value among the rows, else points would pile up."""
-    manifest = Path(out) / "sweep.json"
-    axes = json.loads(manifest.read_text()).get("axes", {}) if manifest.is_file() else {}
-    for axis in axes:
+    for axis in _sweep_axes(out):
         if axis in used or axis not in df.columns:
             continue
         count = df[axis].nunique(dropna=False)

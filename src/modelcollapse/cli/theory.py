@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 import numpy as np
+import pydantic
 
 from .._validation import check_float, check_int
+from ..engine.footprint import check_p0_fits
 from ..spec import SimulationSpec
-from ._common import echo_json, input_errors
+from ._common import echo_json, input_error_message, input_errors
 
 
 def _default(field: str) -> str:
@@ -21,7 +23,15 @@ def p0_from_flags(where: str, **fields) -> np.ndarray:
     others keep its defaults), then ``build_p0()``; so the verbs accept and refuse the same
     inputs, with the same messages. One distribution (vocab,)."""
     given = {k: v for k, v in fields.items() if v is not None}
-    p = SimulationSpec(**given).build_p0()
+    try:
+        spec = SimulationSpec(**given)
+        check_p0_fits(spec.contexts, spec.vocab, where=where)
+        p = spec.build_p0(where)
+    except (ValueError, pydantic.ValidationError) as exc:
+        # The spec's checks name simulate; the user ran another verb.
+        message = input_error_message(exc)
+        raise ValueError(message.replace(" of simulate", f" of {where}")
+                         .replace("This simulate ", f"This {where} ")) from None
     if p.ndim != 1:
         raise ValueError(f"The 'p0' parameter of {where} must hold one distribution (vocab,). "
                          f"Got shape {p.shape} instead.")
@@ -58,13 +68,13 @@ def p0_options(command):
 def command(vocab, support, S0, family, p0, p0_seed, n, N, m, epsilon, fmt) -> None:
     """The paper's closed forms and bounds, the exact law of T and the predictions."""
     from ..theory import theory_report
-    from ..theory.report import format_theory_report
+    from ..theory.report import check_exact_law_size, format_theory_report
 
     where = "theory"
     with input_errors():
         p = p0_from_flags(where, vocab=vocab, support=support, S0=S0, family=family, p0=p0,
                           distribution_seed=p0_seed)
-        n = check_int(n, "n", low=1, where=where)
+        n = check_exact_law_size(check_int(n, "n", low=1, where=where), where)
         if N is not None:
             N = check_int(N, "N", low=1, where=where)
         if m is not None:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._validation import InputError
 from ..scenarios import Scenario
 from .plan import Plan
 
@@ -223,7 +224,8 @@ def check_fits(need: int, *, what: str, detail: str, way_out: str,
     have = available_memory()
     if have is None or need <= USABLE_SHARE * have:
         return
-    raise ValueError(f"This {where} would need about {format_bytes(need)} of memory "
+    raise InputError(f"{where[:1].upper()}{where[1:]} would need about {format_bytes(need)} "
+                     f"of memory "
                      f"({what}: {detail}), more than the {format_bytes(USABLE_SHARE * have)} "
                      f"it may use here: choose {way_out}.")
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt
 
-from .._validation import read_toml
+from .._validation import read_toml, validation_error_message
 from ..spec import SimulationSpec
 
 #: Fields that cannot be axes: seeds come from the coordinates; runs, generations and the
@@ -210,10 +210,7 @@ def _label(coords: dict) -> str:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, pydantic.ValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        return f"'{where}': {message}" if where else message
+        return validation_error_message(exc)
     return str(exc).splitlines()[0]
 
 

@@ -38,8 +38,10 @@ __all__ = ["BudgetResult", "SimulatedDeviation", "largest_safe_n", "simulation_g
 
 #: Largest n the search for the predicted budget considers.
 N_SEARCH_MAX = 10**8
-#: Generations simulated for m = None: until c_m is within this fraction of its limit.
+#: Generations simulated for m = None: until c_m is within this fraction of its limit, and at
+#: most SIMULATION_GENERATIONS_MAX.
 LIMIT_FRACTION = 1e-3
+SIMULATION_GENERATIONS_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def simulation_generations(n: int, N: int, generations: int | None) -> int:
     if r <= 0:
         return 2
     m = 1 + math.ceil(math.log(LIMIT_FRACTION) / math.log(r))
-    return int(min(max(m, 2), 500))
+    return int(min(max(m, 2), SIMULATION_GENERATIONS_MAX))
 
 
 def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: int,
@@ -160,6 +162,21 @@ def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: in
     z = (mean - epsilon) / se if se > 0 else (0.0 if mean == epsilon else math.copysign(
         math.inf, mean - epsilon))
     return SimulatedDeviation(n, m, n_runs, mean, se, z)
+
+
+def _check_simulation_fits(p0: np.ndarray, N: int, generations: int | None,
+                           n_runs: int) -> None:
+    """Refuse, before the search, simulations the machine cannot hold (sized at n = 1 and
+    the longest horizon; the n found is sized again when it is simulated)."""
+    from ..engine.footprint import check_plan_fits
+    from ..engine.plan import make_plan
+    from ..scenarios import PartiallySynthetic
+
+    scenario = PartiallySynthetic(n=1, N=N)
+    plan = make_plan(p0[None, :], scenario, n_runs=n_runs,
+                     n_generations=generations or SIMULATION_GENERATIONS_MAX, seed=0,
+                     metrics=("l1_to_first",), trajectories="none")
+    check_plan_fits(plan, scenario, p0.size, where="budget's simulation")
 
 
 def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None,
@@ -184,6 +201,8 @@ def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None
     generations = None if m is None else check_int(m, "m", low=2, where=where)
     n_runs = check_int(n_runs, "n_runs", low=2, where=where)
     s = max(p.size, 2)
+    if simulate:
+        _check_simulation_fits(p, N, generations, n_runs)
     n_pred, at_n, at_next, method = largest_safe_n(p, N, epsilon, generations)
     sims: list[SimulatedDeviation] = []
     if simulate:

@@ -53,6 +53,7 @@ from scipy.special import betaln, gammaln, xlog1py, xlogy
 from scipy.stats import binom
 
 from .._validation import check_choice, check_int, check_probabilities
+from ..engine.footprint import check_fits
 from .paper import _generations, expected_sigma_partial
 
 __all__ = [
@@ -139,6 +140,9 @@ def corpus_count_weights(p0: np.ndarray, N: int) -> np.ndarray:
     count is c. Shape (N+1,); sums to the support size."""
     p = check_probabilities(p0, "p0", where=_where("corpus_count_weights"))
     N = check_int(N, "N", low=1, where=_where("corpus_count_weights"))
+    # The table has a cell per corpus count: refuse, in one line, one the machine cannot hold.
+    check_fits(8 * 3 * (N + 1), what="corpus-count table", detail=f"N + 1 = {N + 1:,} counts",
+               way_out="a smaller 'N'", where=_where("corpus_count_weights"))
     q = p[p > 0]
     w = np.zeros(N + 1)
     if q.size * (N + 1) <= 2 * 10**7:
@@ -206,8 +210,13 @@ def _exact_count(c: int, N: int, n: int, m: int | None, factor: float) -> float:
                 state = new
             state = new
         else:
+            # Once a step moves the law by < 1e-14 it has reached the stationary law, and
+            # further steps change nothing: a large m costs what m = None costs.
             for _ in range(m - 2):
-                state = state @ trans
+                new = state @ trans
+                if np.max(np.abs(new - state)) < 1e-14:
+                    break
+                state = new
     return float(state @ np.abs(N * j - n * c)) / (N * (N + n))
 
 

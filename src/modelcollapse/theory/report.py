@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_probabilities
+from .._validation import InputError, check_float, check_int, check_probabilities
 from ..scenarios import FullySynthetic, PartiallySynthetic
 from .diffusion import collapse_time_prediction, collapse_time_sd_prediction
 from .genealogy import collapse_time_law
@@ -50,6 +50,22 @@ def _listed(values: np.ndarray) -> list[float | None]:
     return [_finite(float(v)) for v in values]
 
 
+#: Largest n the report tabulates the exact law of T for: it takes O(n²) time (2 cores:
+#: n = 10⁴ in ~10 s, n = 10⁵ in ~10 minutes).
+EXACT_LAW_MAX_N = 20_000
+
+
+def check_exact_law_size(n: int, where: str) -> int:
+    """``n``, or one refusal naming the cost and the way out when the exact law is too slow."""
+    if n > EXACT_LAW_MAX_N:
+        raise InputError(
+            f"The 'n' parameter of {where} must be at most {EXACT_LAW_MAX_N:,}: the report "
+            f"tabulates the exact law of T, which takes O(n²) time (n = 10⁴: ~10 s, 10⁵: ~10 "
+            f"minutes). Got {n:,} instead; for larger n, modelcollapse.theory's "
+            f"collapse_time_prediction and expected_sigma answer in closed form.")
+    return n
+
+
 def theory_report(p0: object, *, n: int, N: int | None = None, m: int | None = None,
                   epsilon: float | None = None) -> dict:
     """Every applicable quantity for one p(0) (vocab,), as a JSON-ready dict (non-finite
@@ -68,7 +84,7 @@ def theory_report(p0: object, *, n: int, N: int | None = None, m: int | None = N
     if check_probabilities(p, "p0", where=where).ndim != 1:
         raise ValueError(f"The 'p0' parameter of {where} must be one distribution (vocab,). "
                          f"Got shape {p.shape} instead.")
-    n = check_int(n, "n", low=1, where=where)
+    n = check_exact_law_size(check_int(n, "n", low=1, where=where), where)
     if N is not None:
         N = check_int(N, "N", low=1, where=where)
     if m is not None:
