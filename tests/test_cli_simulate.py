@@ -105,7 +105,8 @@ def test_p0_file(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (("--S0", "0.001"), "The 'S0' parameter of simulate must be in [1/support, 1]"),
     (("--support", "700"), "The 'support' parameter of simulate must be at most 'vocab'"),
-    (("--scenario", "partially-synthetic"), "The 'N' parameter of simulate is required by scenario"),
+    (("--scenario", "partially-synthetic"), "The 'N' parameter of simulate is "
+        "required by scenario"),
     (("--scenario", "most-recent"), "The 'K' parameter of simulate is required by scenario"),
     (("--scenario", "most-recent", "--K", "20", "--window-split", "literal"), "at most 'n'"),
     (("--scenario", "nope"), "The 'scenario' parameter of simulate must be one of"),
@@ -117,7 +118,8 @@ def test_p0_file(tmp_path, capsys):
     (("--config", "missing.toml"), "The 'config' parameter must name an existing TOML file"),
     (("--generations", "ten"), "is not a valid integer"),
     (("--threads", "0"), "Invalid value for '--threads'"),
-    (("--device", "cuda"), "The 'device' parameter of simulate is 'cuda', which needs backend 'torch'"),
+    (("--device", "cuda"), "The 'device' parameter of simulate is 'cuda', "
+        "which needs backend 'torch'"),
     (("--representation", "counts", "--scenario", "random-pool"),
      "needs the order of the tokens"),
 ])

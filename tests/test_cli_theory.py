@@ -78,8 +78,10 @@ def test_theory_partial_quantities_and_table(capsys):
 @pytest.mark.parametrize(("args", "fragment"), [
     (("theory", "--vocab", "600", "--n", "0"), "'n' parameter of theory"),
     (("theory", "--vocab", "10", "--support", "4", "--S0", "0.1", "--n", "5"), "'S0'"),
-    (("theory", "--vocab", "10", "--support", "20", "--n", "5"), "The 'support' parameter of theory must be at most"),
-    (("theory", "--vocab", "600", "--p0", "p0.npy", "--n", "5"), "The 'p0' and 'vocab' parameters of theory conflict"),
+    (("theory", "--vocab", "10", "--support", "20", "--n", "5"),
+     "The 'support' parameter of theory must be at most"),
+    (("theory", "--vocab", "600", "--p0", "p0.npy", "--n", "5"),
+     "The 'p0' and 'vocab' parameters of theory conflict"),
     (("theory", "--family", "normal", "--n", "5"), "'--family'"),
     (("budget", "--vocab", "600", "--real", "100", "--epsilon", "-1"), "'epsilon' parameter"),
     (("budget", "--vocab", "600", "--real", "100", "--epsilon", "0.1", "--generations", "1"),

@@ -120,8 +120,10 @@ def test_point_seed_depends_on_the_coordinates_not_the_grid():
      "grid point n=1: The 'trajectories' parameter of the spec asks for 10 runs"),
     ('[axes]\nsize = [1, 2]\n', "axis 'size' is not a simulation parameter"),
     ('n = 3\n[axes]\nn = [1, 2]\n', "'n' is both fixed and an axis"),
-    ('support = 10\n[axes]\nS0 = [0.5, 0.05]\n', "grid point S0=0.05: The 'S0' parameter of simulate must be in"),
-    ('[axes]\nn = [2.5]\n', "grid point n=2.5: The 'n' parameter of simulate must be an int. Got 2.5 instead."),
+    ('support = 10\n[axes]\nS0 = [0.5, 0.05]\n', "grid point S0=0.05: The 'S0' parameter "
+        "of simulate must be in"),
+    ('[axes]\nn = [2.5]\n', "grid point n=2.5: The 'n' parameter of simulate "
+        "must be an int. Got 2.5 instead."),
     ('[axes]\nn = { start = 1, stop = 3, num = 10 }\n', "axis 'n' repeats a value"),
     ('[axes]\nn = { start = 1, stop = 3 }\n', "exactly one of 'num' and 'step'"),
     ('[axes]\n', "'axes' must name at least one parameter"),
