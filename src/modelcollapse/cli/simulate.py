@@ -7,10 +7,16 @@ from pathlib import Path
 
 import click
 
+from .._files import (
+    atomic_write_text,
+    check_output_folder,
+    remove_stale_temps,
+    replace_dir,
+    temp_dir,
+)
 from ..api import plan, simulate
 from ..engine.plan import REPRESENTATIONS
 from ..engine.recorder import TRAJECTORY_MEMORY_MB
-from ..results import atomic_write_text
 from ..spec import SimulationSpec, load_spec
 from ._common import echo_json, input_errors
 
@@ -44,6 +50,28 @@ def _number_of_runs(text: str) -> int:
     except ValueError:
         raise ValueError(f"'trajectories' must be auto, all, none or a number of runs; "
                          f"got {text!r}") from None
+
+
+#: What ``simulate --out`` writes, all or nothing.
+OUTPUTS = ("result.zarr", "summary.json", "simulation.png")
+
+
+def _simulate_into(out: Path, spec: SimulationSpec, entropy: int, progress, threads) -> dict:
+    """Simulate with the result, summary and figure built in a temporary folder inside
+    ``out``, moved into ``out`` only once all three are whole: a failure or a kill leaves
+    ``out`` as it was (and the next run there removes the temporary)."""
+    from ..plots import simulation_figure
+
+    remove_stale_temps(out)
+    with temp_dir(out / "simulate") as stage:
+        result = simulate(spec, seed=entropy, progress=progress, threads=threads,
+                          store=stage / "result.zarr")
+        summary = result.summary()
+        atomic_write_text(stage / "summary.json", json.dumps(summary, indent=2))
+        simulation_figure(result, stage / "simulation.png")
+        for name in OUTPUTS:
+            replace_dir(stage / name, out / name)
+    return summary
 
 
 @click.command("simulate")
@@ -95,22 +123,18 @@ def command(config, metrics, out, fmt, progress, threads, explain, **flags) -> N
         if metrics is not None:
             given["metrics"] = tuple(m.strip() for m in metrics.split(",") if m.strip())
         spec = load_spec(config, **given) if config else SimulationSpec(**given)
-        if out is not None and Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(f"'out' must be a directory; {out!r} is a file")
-        store = None if out is None else Path(out) / "result.zarr"
+        if out is not None:
+            out = check_output_folder(out, "out")
+        store = None if out is None else out / "result.zarr"
         resolved = plan(spec, threads=threads, store=store)  # refuses before any work
     if explain:
         click.echo(resolved.describe())
         return
-    result = simulate(spec, seed=resolved.entropy, progress=progress, threads=threads,
-                      store=store)
-    summary = result.summary()
-    if out is not None:
-        from ..plots import simulation_figure
-
-        out = Path(out)
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-        simulation_figure(result, out / "simulation.png")
+    if out is None:
+        summary = simulate(spec, seed=resolved.entropy, progress=progress,
+                           threads=threads).summary()
+    else:
+        summary = _simulate_into(out, spec, resolved.entropy, progress, threads)
     if fmt == "json":
         echo_json(summary)
     else:

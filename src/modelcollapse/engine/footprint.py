@@ -224,7 +224,7 @@ def check_fits(need: int, *, what: str, detail: str, way_out: str,
     have = available_memory()
     if have is None or need <= USABLE_SHARE * have:
         return
-    raise InputError(f"{where[:1].upper()}{where[1:]} would need about {format_bytes(need)} "
+    raise InputError(f"{where} would need about {format_bytes(need)} "
                      f"of memory "
                      f"({what}: {detail}), more than the {format_bytes(USABLE_SHARE * have)} "
                      f"it may use here: choose {way_out}.")

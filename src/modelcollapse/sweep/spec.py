@@ -18,6 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt
 
 from .._validation import read_toml, validation_error_message
+from ..api import plan
 from ..spec import SimulationSpec
 
 #: Fields that cannot be axes: seeds come from the coordinates; runs, generations and the
@@ -47,9 +48,18 @@ class AxisRange(BaseModel):
     step: float | None = Field(None, gt=0)
     log: bool = False
 
-    def values(self) -> list[float]:
+    def size(self) -> int:
+        """How many values the range gives, known before they are made."""
         if (self.num is None) == (self.step is None):
             raise ValueError("a range needs exactly one of 'num' and 'step'")
+        if self.num is not None:
+            return self.num
+        if self.stop < self.start:
+            raise ValueError("'stop' must be at least 'start' in a range with 'step'")
+        return math.floor((self.stop - self.start) / self.step * (1 + 1e-12)) + 1
+
+    def values(self) -> list[float]:
+        self.size()  # the range's own checks
         if self.log:
             if self.step is not None:
                 raise ValueError("a 'log' range takes 'num', not 'step'")
@@ -129,6 +139,7 @@ class SweepSpec(BaseModel):
         clash = sorted(set(self.fixed) & set(self.axes))
         if clash:
             raise ValueError(f"'{clash[0]}' is both fixed and an axis: give it in one place")
+        _check_grid_size(self.axes)
         values = {name: _axis_values(name, axis) for name, axis in self.axes.items()}
         grid = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
         specs = []
@@ -141,6 +152,12 @@ class SweepSpec(BaseModel):
                 specs.append(spec)
             except (pydantic.ValidationError, ValueError, TypeError) as exc:
                 raise ValueError(f"grid point {_label(coords)}: {_one_line(exc)}") from None
+        # Every point runs the sweep's runs and generations: size the first before any point
+        # is written (a point too large for the machine then stops nothing half-way).
+        try:
+            plan(specs[0], store="result.zarr" if self.trajectories != "none" else None)
+        except ValueError as exc:
+            raise ValueError(f"grid point {_label(grid[0])}: {_one_line(exc)}") from None
         self._grid, self._specs = grid, specs
         return self
 
@@ -169,6 +186,26 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
     data = read_toml(path, "spec")
     data.setdefault("name", Path(path).stem)
     return SweepSpec(**data)
+
+
+#: Most points a sweep may have: each point is a simulation with a folder of its own (a few
+#: files), and the grid is expanded and validated in memory before anything runs.
+MAX_POINTS = 100_000
+
+
+def _check_grid_size(axes: dict) -> None:
+    """Refuse a grid of more than MAX_POINTS points before its values are made."""
+    sizes = []
+    for name, axis in axes.items():
+        try:
+            sizes.append(axis.size() if isinstance(axis, AxisRange) else len(axis))
+        except ValueError as exc:
+            raise ValueError(f"axis '{name}': {exc}") from None
+    total = math.prod(max(size, 1) for size in sizes)
+    if total > MAX_POINTS:
+        raise ValueError(f"The 'axes' parameter of sweep must make at most {MAX_POINTS:,} "
+                         f"points (each is a simulation with a folder of its own); these make "
+                         f"{total:,}: use fewer values per axis, or split the grid over sweeps.")
 
 
 def _axis_values(name: str, axis: list | AxisRange) -> list:
