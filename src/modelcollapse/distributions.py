@@ -191,7 +191,7 @@ def load_distribution(path: str | Path, *, where: str = "load_distribution") -> 
             data = np.array(obj["p"] if isinstance(obj, dict) else obj, dtype=float)
     except UnicodeDecodeError:
         raise refuse("be UTF-8 text (or .npy)", "bytes that are not UTF-8") from None
-    except (OSError, json.JSONDecodeError, ValueError, TypeError) as exc:
+    except (OSError, EOFError, json.JSONDecodeError, ValueError, TypeError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("The 'p0'"):
             raise
         raise refuse("be a readable file of numbers", str(exc).splitlines()[0][:80]) from None

@@ -36,6 +36,12 @@ FAMILY_FIELDS = {"S0": "target", "zipf_exponent": "zipf", "dirichlet_alpha": "di
 #: Fields that describe the scenario; each scenario reads those among its parameters.
 SCENARIO_PARAMETERS = ("n", "N", "K", "window_split")
 
+#: Largest size of anything counted by index (tokens, contexts, runs, generations): 32-bit.
+INDEX_MAX = 2**31 - 1
+#: Largest number of samples per generation: counts are 64-bit integers, and sums of samples
+#: over generations must fit in them too.
+SAMPLES_MAX = 10**15
+
 ScenarioName = Literal[tuple(k for k in SCENARIOS if k != "custom")]  # type: ignore[valid-type]
 
 
@@ -45,24 +51,27 @@ class SimulationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    vocab: int = Field(600, ge=1, description="vocabulary size s")
-    support: int | None = Field(52, ge=1, description="support size s̃ of p(0)")
+    vocab: int = Field(600, ge=1, le=INDEX_MAX, description="vocabulary size s")
+    support: int | None = Field(52, ge=1, le=INDEX_MAX, description="support size s̃ of p(0)")
     S0: float | None = Field(0.1, gt=0, le=1, description="Σ p_i² of p(0) (family 'target')")
     family: Literal["target", "zipf", "dirichlet", "uniform"] = "target"
     zipf_exponent: float = Field(1.0, ge=0)
     dirichlet_alpha: float = Field(1.0, gt=0)
     p0: str | None = Field(None, description="file holding p(0): .npy, .txt, .csv or .json")
-    contexts: int = Field(1, ge=1, description="independent contexts (rows of p(0))")
+    contexts: int = Field(1, ge=1, le=INDEX_MAX,
+                          description="independent contexts (rows of p(0))")
     distribution_seed: int | None = Field(None, ge=0, description="seed for p(0); default: seed")
 
     scenario: ScenarioName = "fully-synthetic"
-    n: int = Field(10, ge=1, description="synthetic samples per generation")
-    N: int | None = Field(None, ge=1, description="real samples (fixed corpus or fresh)")
-    K: int | None = Field(None, ge=1, description="window of the most-recent scenario")
+    n: int = Field(10, ge=1, le=SAMPLES_MAX, description="synthetic samples per generation")
+    N: int | None = Field(None, ge=1, le=SAMPLES_MAX,
+                          description="real samples (fixed corpus or fresh)")
+    K: int | None = Field(None, ge=1, le=INDEX_MAX,
+                          description="window of the most-recent scenario")
     window_split: Literal["even", "literal"] = "even"
 
-    generations: int = Field(100, ge=1)
-    runs: int = Field(100, ge=1)
+    generations: int = Field(100, ge=1, le=INDEX_MAX)
+    runs: int = Field(100, ge=1, le=INDEX_MAX)
     seed: int | None = Field(None, ge=0)
     metrics: tuple[str, ...] | None = None
     backend: Literal["numpy", "torch"] = "numpy"
