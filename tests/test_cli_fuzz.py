@@ -132,6 +132,39 @@ def test_bad_p0_files_are_refused_in_one_line(suffix, content, verb):
             load_distribution(path)
 
 
+#: Sweep specs: TOML keys of a simulation or a sweep with values of the wrong kind or size.
+SWEEP_KEYS = ["runs", "generations", "seed", "trajectories", "n", "N", "K", "vocab",
+              "support", "S0", "scenario", "family", "contexts", "metrics", "name"]
+TOML_VALUES = st.one_of(
+    st.integers(max_value=0), st.integers(min_value=10**12, max_value=10**19),
+    st.sampled_from(['"ten"', "nan", "-inf", "[]", "{}", "true", '"fully_synthetic"',
+                     "1.5", '["sigma", 3]', '{ start = 1, stop = 10 }']),
+).map(str)
+
+
+@st.composite
+def bad_sweep_spec(draw) -> str:
+    key, value = draw(st.sampled_from(SWEEP_KEYS)), draw(TOML_VALUES)
+    axis = draw(st.sampled_from(["n = [1, 2]", f"{key} = [{value}]", f"{key} = {value}",
+                                 "n = { start = 1, stop = 1e12, num = 1000000 }"]))
+    head = "" if axis.startswith(f"{key} =") else f"{key} = {value}\n"
+    return f"runs = 2\ngenerations = 2\n{head}[axes]\n{axis}\n"
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bad_sweep_spec())
+def test_bad_sweep_specs_are_refused_in_one_line(text):
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / "spec.toml").write_text(text)
+        args = ["sweep", "spec.toml", "--out", "out", "--workers", "1", "--no-progress"]
+        outcome = run_in(folder, *args)
+        _check(outcome, [*args, text])
+        if outcome.code == 2:
+            assert not (folder / "out").exists(), text
+
+
 def test_the_fuzz_covers_every_verb_with_value_flags():
     """A verb gaining flags should gain fuzzing: the table names every verb that takes
     numbers, and no flag it names is gone."""

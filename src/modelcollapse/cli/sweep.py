@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .._files import check_output_folder
 from ..sweep import SweepInputError, load_sweep_spec, run_sweep
 from ._common import echo_json, fail, input_errors
 
@@ -43,7 +44,7 @@ def command(spec_path, out, executor, scheduler, workers, store, fmt, progress) 
         if workers is not None and scheduler is not None:
             raise ValueError("'--workers' and '--scheduler' conflict: a running cluster has "
                              "its own workers")
-        out = Path(out) if out is not None else Path(Path(spec_path).stem)
+        out = check_output_folder(out if out is not None else Path(spec_path).stem, "out")
     try:
         outcome = run_sweep(spec, out, executor=executor or "local", scheduler=scheduler,
                             workers=workers, store=store, progress=progress)
