@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .._files import check_output_folder
 from ._common import echo_json, fail, input_errors
 
 
@@ -107,6 +108,10 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
     """
     if y is not None and hue is not None:
         fail("'--y' and '--hue' conflict: a heatmap has no hue")
+    path = Path(output) if output else Path(out) / f"plot_{metric}_{x}" \
+        f"{'_' + (y or hue) if (y or hue) else ''}.png"
+    with input_errors():
+        check_output_folder(path.parent, "output")  # before any query
     con = _connect(out)
     source, value, se = _resolve_metric(con, metric, x)
     equal = {}
@@ -141,8 +146,6 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
         _lines(ax, df, x, hue, value, se, label)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
-    path = Path(output) if output else Path(out) / f"plot_{metric}_{x}" \
-        f"{'_' + second if second else ''}.png"
     if notes:
         ax.set_title("; ".join(notes), fontsize=8)
     fig.tight_layout()
