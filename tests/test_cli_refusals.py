@@ -73,6 +73,9 @@ CASES = {
     "reproduce out is a file": (["reproduce", "fig1", "--quick", "--out", "a_file"], "out'"),
     "sweep out is a file": (["sweep", "huge_runs.toml", "--out", "a_file"], "out'"),
     # flags that would do nothing (item 7)
+    "reproduce device without fig5": (["reproduce", "fig1", "--quick", "--device", "cuda"],
+                                      "'device' parameter of reproduce applies to fig5"),
+    "reproduce with-fig5 without all": (["reproduce", "fig1", "--with-fig5"], "'with-fig5'"),
     "K with fully-synthetic": (["simulate", "--K", "3"], "'K' parameter"),
     "N with fully-synthetic": (["simulate", "--N", "3"], "'N' parameter"),
     "S0 with zipf": (["simulate", "--family", "zipf", "--S0", "0.2"], "'S0' parameter"),

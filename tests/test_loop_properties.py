@@ -172,7 +172,7 @@ def test_multi_context_rows_are_independent_chains():
     ({"runs": 0}, r"runs\s+Input should be greater than or equal to 1"),
     ({"generations": 0}, r"generations\s+Input should be greater than or equal to 1"),
     ({"runs": 2500, "chunk_runs": 700}, "must be a multiple of 1000"),
-    ({"metrics": ("sigma", "nope")}, "'metrics' must be among"),
+    ({"metrics": ("sigma", "nope")}, "'metrics' parameter of simulate must be among"),
     ({"backend": "jax"}, r"backend\s+Input should be 'numpy' or 'torch'"),
 ])
 def test_loop_rejects_bad_arguments(kwargs, message, p0_small):

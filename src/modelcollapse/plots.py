@@ -7,8 +7,6 @@ written with :func:`save_figure` (PNG and optionally PDF, atomically).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._files import atomic_write
 from .results import Result
 
 __all__ = [
@@ -213,11 +212,11 @@ def save_figure(fig, path: str | Path, *, pdf: bool = False, dpi: int = 130) -> 
     targets = [path] + ([path.with_suffix(".pdf")] if pdf else [])
     try:
         for target in targets:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
-                                       dir=target.parent)
-            os.close(fd)
-            fig.savefig(tmp, dpi=dpi, metadata={"Date": None} if target.suffix == ".svg" else None)
-            os.replace(tmp, target)
+            kind = target.suffix.lstrip(".").lower() or "png"
+            metadata = {"Date": None} if kind == "svg" else None
+            # A file object carries no suffix: the format is named.
+            atomic_write(target, lambda fh, kind=kind, metadata=metadata: fig.savefig(
+                fh, format=kind, dpi=dpi, metadata=metadata))
     finally:
         plt.close(fig)
     return path

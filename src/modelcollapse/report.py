@@ -17,8 +17,9 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ._files import atomic_write_text
 from .experiments.figure_spec import FIGURES, Z_AGREE, quantity_kind, quantity_label
-from .results import atomic_write_text, provenance
+from .results import provenance
 
 __all__ = [
     "Section",

@@ -13,6 +13,12 @@ Metric names are those of :mod:`modelcollapse.metrics`.
 * On request, trajectories of runs 0 … k − 1: ``<metric>_trajectory`` with dims
   (``trajectory_run``, context, generation); :attr:`Result.trajectories` gives them back under
   the metric names with dims (run, context, generation), the run coordinate holding run ids.
+
+A saved store records what it holds when whole (attribute ``integrity``, see
+:func:`_record`): every variable's shape and dtype, a CRC-32 of the variables that were in
+memory, and, in a Zarr store, the size of every chunk file. :meth:`Result.load` checks it and
+raises :class:`DamagedResultError`, naming what is damaged, rather than returning the fill
+values a lost chunk reads as.
 """
 
 from __future__ import annotations
@@ -22,24 +28,45 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import warnings
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+# atomic_write_text lives in _files; it stays importable from here for older callers.
+from ._files import atomic_write_text, make_temp_dir, replace_dir, temp_dir
 from .metrics import METRICS, mean_and_se
 from .rng import RUN_BLOCK
 
-__all__ = ["RESULT_FORMAT", "Result", "StreamedStore", "atomic_write_text", "build_result",
-           "provenance"]
+__all__ = ["INTEGRITY_ATTR", "RESULT_FORMAT", "DamagedResultError", "Result", "StreamedStore",
+           "atomic_write_text", "build_result", "provenance"]
 
 #: Version of the Dataset layout. 1 (no ``result_format`` attribute): every metric as a dense
 #: (run, context, generation) array; 2: per-generation statistics, per-run outcomes and last
 #: metrics, trajectories on request. :meth:`Result.load` reads both.
 RESULT_FORMAT = 2
+#: Attribute of a saved store holding its integrity record (JSON); never part of Result.data.
+INTEGRITY_ATTR = "integrity"
+
+
+class DamagedResultError(ValueError):
+    """A saved result is not whole: a variable or chunk is missing or unreadable, or differs
+    from what was recorded when it was saved. ``problems`` names each damage found."""
+
+    def __init__(self, path: str | Path, problems: Iterable[str]):
+        self.path, self.problems = Path(path), list(problems)
+        super().__init__(f"The result at {str(path)!r} is damaged: {self.summary}.")
+
+    @property
+    def summary(self) -> str:
+        """The first few problems on one line."""
+        shown = self.problems[:3] + ([f"{len(self.problems) - 3} more"]
+                                     if len(self.problems) > 3 else [])
+        return "; ".join(shown)
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,71 +182,61 @@ class Result:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically: a ``.nc`` path gives NetCDF, anything else a Zarr v3 store."""
+        """Write atomically: a ``.nc`` path gives NetCDF, anything else a Zarr v3 store; with
+        the record that :meth:`load` checks, and the permissions the umask gives."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        data = self.data.copy(deep=False)
+        data.attrs = {k: v for k, v in data.attrs.items() if k != INTEGRITY_ATTR}
+        with temp_dir(path) as tmp:
             if path.suffix == ".nc":
                 target = tmp / path.name
-                self.data.to_netcdf(target, engine="scipy")
-                os.replace(target, path)
-                shutil.rmtree(tmp)
+                data.attrs[INTEGRITY_ATTR] = json.dumps(_record(data))
+                data.to_netcdf(target, engine="scipy")
+                replace_dir(target, path)
             else:
                 store = tmp / "store.zarr"
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.data.to_zarr(store, zarr_format=3, consolidated=False, mode="w",
-                                      encoding=_few_chunks(self.data))
-                _replace_dir(store, path)
-                shutil.rmtree(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                _to_zarr(data, store, mode="w")
+                _seal(store, data)
+                replace_dir(store, path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, lazy: bool = False) -> Result:
+    def load(cls, path: str | Path, *, lazy: bool = False, verify: bool = True) -> Result:
         """Read a saved result. ``lazy`` (Zarr stores): read the trajectories only as they are
-        used, for stores larger than memory."""
-        path = Path(path)
-        if not path.exists():
-            raise ValueError(f"The 'path' parameter of Result.load must name a saved result. "
-                             f"Got {str(path)!r} instead.")
-        if path.suffix == ".nc":
-            with xr.open_dataset(path, engine="scipy") as ds:
-                return cls(_upgrade(_restore_types(ds.load()), path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = xr.open_zarr(path, zarr_format=3, consolidated=False)
-            if lazy:
-                small = [name for name, var in ds.data_vars.items()
-                         if "trajectory_run" not in var.dims]
-                ds[small] = ds[small].load()
-            else:
-                ds = ds.load()
-            return cls(_upgrade(_restore_types(ds), path))
+        used, for stores larger than memory (their chunk files are checked, not their values).
+
+        Raises :class:`DamagedResultError` when the store does not read or (``verify``) does
+        not match its record; ``verify=False`` reads what is there, damage and all.
+        """
+        # Lazy trajectories are dask arrays, so that computing on them goes chunk by chunk.
+        return cls(_upgrade(_read(path, lazy=lazy, dask=lazy, verify=verify), path))
+
+    @classmethod
+    def check(cls, path: str | Path) -> None:
+        """Raise :class:`DamagedResultError` (or ValueError: no result there) unless the store
+        at ``path`` loads whole. Trajectories are checked by their chunk files, without being
+        read; :meth:`load` checks their values too."""
+        _read(Path(path), lazy=True, dask=False, verify=True)
 
 
 class StreamedStore:
     """A Zarr store written while a simulation runs: the kept trajectories window by window
-    (:class:`~modelcollapse.trajectories.ZarrTrajectories` into :attr:`store`), the rest of
-    the result when it is done. It lives in a temporary folder beside ``path`` and replaces
-    ``path`` only once whole; :meth:`discard` removes it after a failure."""
+    (:class:`~modelcollapse.engine.trajectories.ZarrTrajectories` into :attr:`store`), the
+    rest of the result when it is done. It lives in a temporary folder beside ``path`` and
+    replaces ``path`` only once whole; :meth:`discard` removes it after a failure."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self._tmp = make_temp_dir(self.path)
         self.store = self._tmp / "store.zarr"
 
     def finish(self, result: Result) -> Result:
         """Add ``result``'s statistics, outcomes and provenance; the result, read lazily."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result.data.to_zarr(self.store, zarr_format=3, consolidated=False, mode="a",
-                                encoding=_few_chunks(result.data))
-        _replace_dir(self.store, self.path)
+        _to_zarr(result.data, self.store, mode="a")
+        # The streamed trajectories are recorded by their chunk files: they are never in
+        # memory whole, and reading them back for a checksum would double the writing.
+        _seal(self.store, result.data)
+        replace_dir(self.store, self.path)
         shutil.rmtree(self._tmp, ignore_errors=True)
         return Result.load(self.path, lazy=True)
 
@@ -241,6 +258,199 @@ def _few_chunks(ds: xr.Dataset) -> dict[str, dict]:
         first = max(1, min(var.shape[0], CHUNK_BYTES // row_bytes))
         encoding[name] = {"chunks": (first, *var.shape[1:])}
     return encoding
+
+
+def _to_zarr(ds: xr.Dataset, store: Path, *, mode: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(store, zarr_format=3, consolidated=False, mode=mode,
+                   encoding=_few_chunks(ds))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a whole store holds: recorded at save, checked at load
+
+
+def _checksum(values: np.ndarray, dtype: str) -> int:
+    """CRC-32 of ``values`` as ``dtype`` (the dtype at save: NetCDF 3 reads int64 back as
+    int32 and bool as int8), native byte order, every NaN written one way (a store may rewrite
+    a NaN's payload: xarray masks NaN as the fill value and reads it back as np.nan)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "OUS":
+        text = "\x00".join(str(v) for v in np.asarray(values).ravel().tolist())
+        return zlib.crc32(text.encode("utf-8"))
+    array = np.ascontiguousarray(values, dtype=dtype.newbyteorder("="))
+    if dtype.kind == "f" and np.isnan(array).any():
+        array = np.where(np.isnan(array), np.nan, array)
+    return zlib.crc32(array.reshape(-1).view(np.uint8))
+
+
+def _chunk_files(folder: Path) -> dict[str, int]:
+    """A Zarr array's chunk files (paths relative to its folder) and their sizes in bytes."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name != "zarr.json":
+                full = Path(root) / name
+                files[full.relative_to(folder).as_posix()] = full.stat().st_size
+    return files
+
+
+def _record(ds: xr.Dataset, arrays: dict | None = None, store: Path | None = None) -> dict:
+    """The integrity record of a store: per variable its shape, dtype, the CRC-32 of its
+    values where they are in memory, and (Zarr: ``arrays`` maps the store's array names to
+    zarr arrays in ``store``) its chunk files and their sizes. The chunk files cover what is
+    not in memory, such as streamed trajectories, without reading it back."""
+    names = list(arrays) if arrays is not None else list(ds.variables)
+    variables = {}
+    for name in names:
+        var = ds.variables.get(name)
+        source = var if var is not None else arrays[name]
+        entry: dict = {"shape": list(source.shape), "dtype": str(np.dtype(source.dtype))}
+        if var is not None and isinstance(var.data, np.ndarray):
+            entry["crc32"] = _checksum(var.data, entry["dtype"])
+        if store is not None:
+            entry["files"] = _chunk_files(store / name)
+        variables[name] = entry
+    return {"version": 1, "variables": variables}
+
+
+def _seal(store: Path, ds: xr.Dataset) -> None:
+    """Write the integrity record of the finished Zarr ``store``, whose variables other than
+    streamed ones are those of ``ds``."""
+    import zarr
+
+    group = zarr.open_group(os.fspath(store), mode="r+", zarr_format=3)
+    arrays = dict(group.arrays())
+    group.attrs[INTEGRITY_ATTR] = json.dumps(_record(ds, arrays, store))
+
+
+def _why(exc: BaseException) -> str:
+    """An exception in a few words, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+def _read(path: Path, *, lazy: bool, dask: bool, verify: bool) -> xr.Dataset:
+    """The Dataset saved at ``path``, checked against its record (``verify``), record and
+    NetCDF's narrowed types taken out; layout as stored."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"The 'path' parameter of Result.load must name a saved result. "
+                         f"Got {str(path)!r} instead.")
+    ds = _read_netcdf(path) if path.suffix == ".nc" else _read_zarr(path, lazy, dask)
+    ds = _restore_types(ds)
+    record = _pop_record(ds, path)
+    if verify:
+        _verify(ds, record, path, None if path.suffix == ".nc" else path)
+    return ds
+
+
+def _read_netcdf(path: Path) -> xr.Dataset:
+    try:
+        with xr.open_dataset(path, engine="scipy") as ds:
+            return ds.load()
+    except MemoryError:
+        raise
+    except Exception as exc:  # a truncated or overwritten file: the readers raise anything
+        raise DamagedResultError(path, [f"it does not read as NetCDF ({_why(exc)})"]) from None
+
+
+def _read_zarr(path: Path, lazy: bool, dask: bool) -> xr.Dataset:
+    """The store, every variable read into memory (``lazy``: all but the trajectories, as dask
+    arrays with ``dask``), one at a time so that a chunk that does not decode is named by its
+    variable. Without dask a store opens in less than half the time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = xr.open_zarr(path, zarr_format=3, consolidated=False,
+                              **({} if dask else {"chunks": None}))
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise DamagedResultError(path, [f"it does not open as a Zarr store "
+                                            f"({_why(exc)})"]) from None
+        for name, var in ds.variables.items():
+            if lazy and "trajectory_run" in var.dims and name != "trajectory_run":
+                continue
+            try:
+                var.load()
+            except MemoryError:
+                raise
+            except Exception as exc:
+                raise DamagedResultError(path, [f"variable {name!r} does not read "
+                                                f"({_why(exc)})"]) from None
+    return ds
+
+
+def _pop_record(ds: xr.Dataset, path: Path) -> dict | None:
+    """The store's integrity record, taken out of the attributes; None for stores written
+    before records existed."""
+    text = ds.attrs.pop(INTEGRITY_ATTR, None)
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+        if not isinstance(record.get("variables"), dict):
+            raise ValueError("no variables")
+    except (ValueError, AttributeError) as exc:
+        raise DamagedResultError(path, [f"its integrity record does not read "
+                                        f"({_why(exc)})"]) from None
+    return record
+
+
+def _verify(ds: xr.Dataset, record: dict | None, path: Path, store: Path | None) -> None:
+    """Raise DamagedResultError unless ``ds`` (read from ``store``, a Zarr folder, or a NetCDF
+    file at ``path``) matches ``record``."""
+    if record is None:
+        problems = _layout_problems(ds)
+    else:
+        problems = [problem for name, entry in record["variables"].items()
+                    for problem in _variable_problems(ds, name, entry, store)]
+    if problems:
+        raise DamagedResultError(path, problems)
+
+
+def _variable_problems(ds: xr.Dataset, name: str, entry: dict, store: Path | None
+                       ) -> list[str]:
+    if name not in ds.variables:
+        return [f"variable {name!r} is missing"]
+    var = ds.variables[name]
+    if list(var.shape) != entry.get("shape"):
+        return [f"variable {name!r} has shape {list(var.shape)}, not {entry.get('shape')}"]
+    problems = []
+    if store is not None and "files" in entry:
+        for rel, size in entry["files"].items():
+            chunk = store / name / rel
+            if not chunk.is_file():
+                problems.append(f"chunk {name}/{rel} is missing")
+            elif chunk.stat().st_size != size:
+                problems.append(f"chunk {name}/{rel} has {chunk.stat().st_size} bytes, "
+                                f"not {size}")
+    if not problems and "crc32" in entry and isinstance(var.data, np.ndarray) and \
+            _checksum(var.data, entry["dtype"]) != entry["crc32"]:
+        problems.append(f"variable {name!r} differs from its checksum at save")
+    return problems
+
+
+#: What every result of layout 2 holds, whatever its metrics.
+_REQUIRED = ("count", "collapse_time", "collapse_censored", "absorption_time",
+             "absorption_censored", "absorbed_token", "p0")
+
+
+def _layout_problems(ds: xr.Dataset) -> list[str]:
+    """Stores written before integrity records existed cannot be checked value by value (a
+    lost chunk there reads as fill values); they are checked for the variables their layout
+    requires, and otherwise trusted: they were written atomically, and recomputing every
+    saved result after an upgrade could cost hours. Layout 1 is checked by _upgrade."""
+    if int(ds.attrs.get("result_format", 1)) != RESULT_FORMAT:
+        return []
+    missing = [name for name in _REQUIRED if name not in ds.variables]
+    for metric in METRICS:
+        parts = [f"{metric}_{part}" for part in ("mean", "m2", "final")]
+        if any(part in ds.variables for part in parts):
+            missing += [part for part in parts if part not in ds.variables]
+    return [f"variable {name!r} is missing" for name in missing]
 
 
 def _restore_types(ds: xr.Dataset) -> xr.Dataset:
@@ -282,33 +492,6 @@ def _upgrade(ds: xr.Dataset, path: Path) -> xr.Dataset:
     upgraded = upgraded.assign_coords(trajectory_run=ds["run"].values)
     upgraded.attrs["result_format"] = RESULT_FORMAT
     return upgraded
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move directory ``src`` onto ``dst``, replacing what was there only once ``src`` is whole."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _finite(x) -> float | None:

@@ -118,6 +118,31 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, corpus, ref
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("damage", ["truncate model.pt of 2", "garbage corpus.npy of 1",
+                                    "delete probs.npy of 1", "garbage model.json of 2"])
+def test_a_damaged_checkpoint_is_made_again_by_a_plain_rerun(tmp_path, corpus, reference_run,
+                                                             damage):
+    """A stage counts as finished only when its files match what its JSON recorded."""
+    import shutil
+
+    shutil.copytree(reference_run.out, tmp_path / "run")
+    action, name, _, m = damage.split()
+    path = gen_dir(tmp_path / "run", int(m)) / name
+    if action == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif action == "garbage":
+        path.write_bytes(b"\x00garbage" * 10)
+    else:
+        path.unlink()
+    rerun = _run(tmp_path / "run", corpus)
+    assert np.array_equal(rerun.probs, reference_run.probs)
+    a, b = (load_weights(gen_dir(d, 2) / "model.pt") for d in (tmp_path / "run",
+                                                              reference_run.out))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(np.load(gen_dir(tmp_path / "run", 1) / "corpus.npy"),
+                          np.load(gen_dir(reference_run.out, 1) / "corpus.npy"))
+
+
 def test_directory_of_another_run_is_refused(corpus, reference_run):
     with pytest.raises(RunDirectoryMismatch, match="different run"):
         _run(reference_run.out, corpus, seed=8)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 
-from .._validation import check_choice
 from ._common import echo_json, fail, input_errors
 
 
@@ -54,29 +53,28 @@ def command() -> None:
 def run_command(scenario, synthetic_fraction, K, generations, preset, device, out, seed,
                 corpus_path, download, real, corpus_tokens, max_iters, stream_length, temperature,
                 top_k, top_p, progress) -> None:
-    """Train p(0) on real text, then GENERATIONS models on earlier models' text."""
-    _require_torch()
-    import torch
+    """Train p(0) on real text, then GENERATIONS models on earlier models' text.
 
+    Every flag, the corpus, the output folder and the run's size (memory and disk) are
+    checked before any work: what does not fit is refused in one line.
+    """
+    _require_torch()
     from .. import lm
     from ..lm.loop import RunDirectoryMismatch
 
     with input_errors():
         resolved = lm.get_preset(preset, corpus_tokens=corpus_tokens, max_iters=max_iters,
                                  stream_length=stream_length)
-        check_choice(real, "real", lm.REAL_SOURCES, where="lm run")
         sampling = lm.Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("The 'device' parameter is 'cuda' but no CUDA device is available.")
-        corpus = lm.load_corpus(corpus_path, download=download)
-        lm.make_lm_scenario(scenario, tokens=resolved.corpus_tokens or len(corpus.train),
-                            synthetic_fraction=synthetic_fraction, K=K)
+        request = lm.check_run(scenario, out=out, n_generations=generations, preset=resolved,
+                               seed=seed, device=device, corpus=corpus_path, download=download,
+                               real=real, synthetic_fraction=synthetic_fraction, K=K,
+                               sampling=sampling, where="lm run",
+                               names={"n_generations": "generations"})
     try:
-        result = lm.run(scenario, out=out, n_generations=generations, preset=resolved,
-                        seed=seed, device=device, corpus=corpus, real=real,
-                        synthetic_fraction=synthetic_fraction, K=K, sampling=sampling,
+        result = lm.run(request.scenario, out=request.out, n_generations=request.n_generations,
+                        preset=request.preset, seed=request.entropy, device=request.device,
+                        corpus=request.corpus, real=request.real, sampling=request.sampling,
                         progress=progress)
     except RunDirectoryMismatch as exc:
         fail(str(exc))

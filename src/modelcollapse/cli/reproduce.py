@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .._files import check_output_folder
 from ._common import echo_json, fail, input_errors
 
 FIG5 = "fig5"
@@ -44,6 +45,24 @@ def _text(runs, fig5_summary: Path | None, seconds: float, report: tuple[Path, P
     return "\n".join(lines)
 
 
+#: Flags only Fig. 5 (the transformer) reads.
+FIG5_FLAGS = ("preset", "device", "corpus", "download")
+
+
+def _check_fig5_flags(fig5: bool, with_fig5: bool, figures: tuple[str, ...]) -> None:
+    """Refuse the transformer's flags when no transformer runs: they would do nothing."""
+    if with_fig5 and "all" not in figures:
+        raise ValueError("The 'with-fig5' parameter of reproduce applies to 'all' only; name "
+                         "fig5 itself beside other figures.")
+    if fig5:
+        return
+    context = click.get_current_context()
+    for name in FIG5_FLAGS:
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            raise ValueError(f"The '{name}' parameter of reproduce applies to fig5 only, "
+                             f"which is not among the figures asked for.")
+
+
 @click.command("reproduce")
 @click.argument("figures", nargs=-1, required=True)
 @click.option("--quick", is_flag=True, help="Fewer runs and generations: seconds, not minutes.")
@@ -79,9 +98,21 @@ def command(figures, quick, out, replot, runs, with_fig5, preset, device, corpus
         if runs is not None and runs < 1:
             raise ValueError(f"The 'runs' parameter of reproduce must be an int in the range "
                              f"[1, inf). Got {runs} instead.")
-        if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(f"'out' must be a directory; {out!r} is a file")
+        check_output_folder(out, "out")
+        _check_fig5_flags(fig5, with_fig5, figures)
         specs = [load_figure(name, quick=quick, runs=runs) for name in names]
+        if fig5 and not replot:  # the transformer's flags, corpus and size, before any work
+            try:
+                from ..lm.figure5 import check_figure5
+            except ImportError as exc:
+                fail(f"fig5 needs the 'lm' extra (PyTorch): {exc}")
+            source = click.get_current_context().get_parameter_source("preset")
+            if quick and preset != "tiny" and source is not click.core.ParameterSource.DEFAULT:
+                raise ValueError(f"The 'preset' parameter of reproduce does nothing with "
+                                 f"--quick, which runs fig5 at preset 'tiny'. Got {preset!r} "
+                                 f"instead.")
+            check_figure5(Path(out) / "fig5", preset="tiny" if quick else preset,
+                          device=device, corpus=corpus, download=download, where="reproduce")
     done = []
     for spec in specs:
         try:

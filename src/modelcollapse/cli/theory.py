@@ -68,7 +68,11 @@ def p0_options(command):
 def command(vocab, support, S0, family, p0, p0_seed, n, N, m, epsilon, fmt) -> None:
     """The paper's closed forms and bounds, the exact law of T and the predictions."""
     from ..theory import theory_report
-    from ..theory.report import check_exact_law_size, format_theory_report
+    from ..theory.report import (
+        check_exact_law_size,
+        check_report_generations,
+        format_theory_report,
+    )
 
     where = "theory"
     with input_errors():
@@ -78,7 +82,8 @@ def command(vocab, support, S0, family, p0, p0_seed, n, N, m, epsilon, fmt) -> N
         if N is not None:
             N = check_int(N, "N", low=1, where=where)
         if m is not None:
-            m = check_int(m, "generations", low=1 if N is None else 2, where=where)
+            m = check_report_generations(
+                check_int(m, "generations", low=1 if N is None else 2, where=where), where)
         if epsilon is not None:
             epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
     report = theory_report(p, n=n, N=N, m=m, epsilon=epsilon)

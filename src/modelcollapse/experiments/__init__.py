@@ -80,8 +80,8 @@ def reproduce_fig5(out: str | Path = "results", *, preset: str = "cpu", device: 
     """
     import json
 
+    from .._files import atomic_write_text
     from ..lm import run_figure5  # needs the lm extra (PyTorch)
-    from ..results import atomic_write_text
 
     directory = Path(out) / "fig5"
     done = run_figure5(directory, preset=preset, device=device, corpus=corpus,

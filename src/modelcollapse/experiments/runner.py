@@ -3,9 +3,11 @@ and the theory they are set against, and draw the figure.
 
 Every cell's result is saved beside the figure, ``<out>/<fig>/results/<cell>.zarr``, with a
 fingerprint of what produced it (its full spec: seed and kept trajectories included). A later
-run loads each cell whose fingerprint matches and simulates only the others: an interrupted
-run resumes where it stopped, and ``replot`` re-draws without simulating at all. Specs:
-:mod:`.figure_spec`.
+run reuses a cell only when its store loads whole (every variable, shape and checksum
+recorded at save: :meth:`~modelcollapse.results.Result.load`) and its fingerprint matches,
+and simulates the others: an interrupted run resumes where it stopped, a damaged cell is
+simulated again (same seed, same numbers), and ``replot`` re-draws without simulating at
+all. Specs: :mod:`.figure_spec`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._files import atomic_write_text, remove_stale_temps
 from ..api import simulate
-from ..results import Result, atomic_write_text
+from ..results import DamagedResultError, Result
 from . import overlays
 from .figure_spec import (
     FIGURES,
@@ -79,14 +82,26 @@ def simulate_cell(cell: Cell, *, snapshots: Sequence[int] = ()) -> Result:
     return result
 
 
-def _load_current(path: Path, fingerprint: str) -> Result | None:
+#: Why a cell's saved result was not reused, when it was not damaged.
+_ABSENT = "has no saved result"
+_OTHER_SETTINGS = "has a saved result made with other settings"
+_UNREADABLE = "has a saved result this version cannot read"
+
+
+def _saved_cell(path: Path, fingerprint: str) -> tuple[Result | None, str]:
+    """The saved result of a cell when it is whole and made with these settings; else None
+    and why not ("is damaged (…)" when the store does not load whole)."""
     if not path.exists():
-        return None
+        return None, _ABSENT
     try:
         result = Result.load(path)
-    except (OSError, ValueError, KeyError):
-        return None
-    return result if result.data.attrs.get("experiment_fingerprint") == fingerprint else None
+    except DamagedResultError as exc:
+        return None, f"is damaged ({exc.summary})"
+    except (OSError, ValueError, KeyError):  # a newer layout, say
+        return None, _UNREADABLE
+    if result.data.attrs.get("experiment_fingerprint") != fingerprint:
+        return None, _OTHER_SETTINGS
+    return result, ""
 
 
 def compare_to_paper(numbers: dict, paper: dict[str, float],
@@ -137,8 +152,53 @@ def _verdict(figure: Figure, cells: list[dict]) -> list[dict]:
 # Running a figure
 
 
+def _cell_path(directory: Path, cell: Cell) -> Path:
+    return directory / "results" / f"{cell.key}.zarr"
+
+
+def _saved_results(figure: Figure, directory: Path) -> dict[str, Result]:
+    """Every cell's saved result, or one MissingResultError naming each cell that has none
+    whole with these settings."""
+    results, missing = {}, []
+    for cell in figure.cells:
+        fingerprint = _fingerprint(cell, figure.options.snapshots)
+        result, why = _saved_cell(_cell_path(directory, cell), fingerprint)
+        if result is None:
+            missing.append(f"cell {cell.key!r} {why}")
+        else:
+            results[cell.key] = result
+    if missing:
+        raise MissingResultError(
+            f"{figure.id}: cannot re-plot from {directory / 'results'}: {', '.join(missing)}; "
+            f"run without --replot first (with the same --quick and --runs)")
+    return results
+
+
+def _simulate_missing(figure: Figure, directory: Path, progress: bool | None
+                      ) -> tuple[dict[str, Result], list[str]]:
+    """Every cell's result, loaded when saved whole, else simulated and saved; and the keys
+    of the cells simulated."""
+    results, simulated = {}, []
+    snapshots = figure.options.snapshots
+    bar = tqdm(figure.cells, desc=figure.id, unit="cell", file=sys.stderr,
+               disable=None if progress is None else not progress, leave=False)
+    for cell in bar:
+        path = _cell_path(directory, cell)
+        result, why = _saved_cell(path, _fingerprint(cell, snapshots))
+        if result is None:
+            if why.startswith("is damaged"):
+                tqdm.write(f"{figure.id}: cell {cell.key!r} {why}; simulating it again",
+                           file=sys.stderr)
+            result = simulate_cell(cell, snapshots=snapshots)
+            result.save(path)
+            simulated.append(cell.key)
+        results[cell.key] = result
+    bar.close()
+    return results, simulated
+
+
 class MissingResultError(ValueError):
-    """``replot`` found no saved result (with matching settings) for a cell."""
+    """``replot`` found no whole saved result (with matching settings) for some cells."""
 
 
 @dataclass
@@ -158,30 +218,19 @@ def run_figure(figure: Figure, out: str | Path, *, replot: bool = False,
     """Simulate (or load) every cell of ``figure`` under ``out/<id>/``, then write the plots
     (PNG and PDF) and ``summary.json`` there.
 
-    Cells already saved with the same fingerprint are loaded, not simulated. With ``replot``
-    nothing is simulated: a missing cell is an error.
+    Cells saved whole with the same fingerprint are loaded, not simulated; a damaged one is
+    simulated again (one line on stderr says so). With ``replot`` nothing is simulated: a
+    missing or damaged cell is an error naming every such cell. Temporaries that killed
+    saves left in the figure's folder are removed first.
     """
     directory = Path(out) / figure.id
+    remove_stale_temps(directory)
     snapshots = figure.options.snapshots
     started = time.perf_counter()
-    results: dict[str, Result] = {}
-    simulated = []
-    bar = tqdm(figure.cells, desc=figure.id, unit="cell", file=sys.stderr,
-               disable=None if progress is None else not progress, leave=False)
-    for cell in bar:
-        path = directory / "results" / f"{cell.key}.zarr"
-        result = _load_current(path, _fingerprint(cell, snapshots))
-        if result is None:
-            if replot:
-                raise MissingResultError(
-                    f"{figure.id}: no saved result for cell {cell.key!r} made with these "
-                    f"settings in {path}; run without --replot first (with the same --quick "
-                    f"and --runs)")
-            result = simulate_cell(cell, snapshots=snapshots)
-            result.save(path)
-            simulated.append(cell.key)
-        results[cell.key] = result
-    bar.close()
+    if replot:
+        results, simulated = _saved_results(figure, directory), []
+    else:
+        results, simulated = _simulate_missing(figure, directory, progress)
     simulate_s = time.perf_counter() - started
 
     theory = {c.key: overlays.cell_theory(c.theory, results[c.key].data["p0"].values,

@@ -8,6 +8,7 @@
 Needs the ``lm`` extra (PyTorch); ``import modelcollapse`` does not import this package.
 """
 
+from .checks import RunRequest, check_run
 from .data import CORPUS_SHA256, CORPUS_URL, CharTokenizer, Corpus, load_corpus, load_text
 from .figure5 import Figure5Result, run_figure5
 from .generate import SampleResult, Sampling, sample_streams
@@ -35,10 +36,12 @@ __all__ = [
     "GPTConfig",
     "GenerationRecord",
     "Preset",
+    "RunRequest",
     "RunResult",
     "SampleResult",
     "Sampling",
     "WindowSampler",
+    "check_run",
     "context_probs",
     "data_plan",
     "diversity",

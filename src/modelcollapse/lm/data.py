@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_write
 from .._validation import check_float
 
 __all__ = [
@@ -57,11 +57,7 @@ def _download(url: str, target: Path, *, sha256: str, n_bytes: int | None) -> No
     if (n_bytes is not None and len(data) != n_bytes) or _sha256(data) != sha256:
         raise OSError(f"Download from {url} has {len(data)} bytes and SHA-256 "
                       f"{_sha256(data)}; expected {n_bytes} bytes and {sha256}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
+    atomic_write(target, lambda fh: fh.write(data))
 
 
 def load_text(path: str | Path | None = None, *, download: bool = False,
@@ -69,22 +65,40 @@ def load_text(path: str | Path | None = None, *, download: bool = False,
               sha256: str = CORPUS_SHA256, n_bytes: int | None = CORPUS_BYTES) -> str:
     """The corpus text: from ``path``, else from the cache, else downloaded if ``download``.
 
-    A cached or downloaded file must match ``sha256``; a user-given path is taken as it is.
+    A cached or downloaded file must match ``sha256``; a user-given path is taken as it is,
+    if it is a readable UTF-8 text file (else one ValueError naming the 'corpus' parameter).
     """
     if path is not None:
-        return Path(path).read_text(encoding="utf-8")
+        return _read_user_text(Path(path))
     cached = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = cached / _CACHE_NAME
     if not cached.exists():
         if not download:
-            raise OSError(f"No corpus at {cached}: pass a path, or download=True "
-                          f"(--download) to fetch {url}.")
+            raise OSError(f"The 'corpus' parameter is not set and no corpus is cached at "
+                          f"{str(cached)!r}: pass a path, or download=True (--download) to "
+                          f"fetch {url}.")
         _download(url, cached, sha256=sha256, n_bytes=n_bytes)
     data = cached.read_bytes()
     if _sha256(data) != sha256:
         raise OSError(f"The cached corpus {cached} has SHA-256 {_sha256(data)}, expected "
                       f"{sha256}; delete it and download again.")
     return data.decode("utf-8")
+
+
+def _read_user_text(path: Path) -> str:
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not there"
+        raise ValueError(f"The 'corpus' parameter must name an existing text file; "
+                         f"{str(path)!r} is {what}.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"The 'corpus' parameter must name a UTF-8 text file; {str(path)!r} "
+                         f"has a byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                         f"{exc.start} that is not UTF-8.") from None
+    except OSError as exc:
+        raise ValueError(f"The 'corpus' parameter must name a readable text file; "
+                         f"{str(path)!r}: {exc.strerror}.") from None
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -145,7 +159,8 @@ def load_corpus(path: str | Path | None = None, *, download: bool = False,
     if text is None:
         text = load_text(path, download=download, cache_dir=cache_dir)
     if len(text) < 10:
-        raise ValueError(f"The corpus has {len(text)} characters; at least 10 are needed.")
+        raise ValueError(f"The 'corpus' parameter must name a text of at least 10 characters. "
+                         f"Got {len(text)} characters instead.")
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)
     cut = int(len(ids) * (1 - val_fraction))

@@ -27,15 +27,19 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._validation import check_int
 from .checkpoint import atomic_write, read_json, write_json
-from .data import Corpus, load_corpus
+from .checks import check_run, request_footprint
+from .data import Corpus
+from .footprint import check_footprints
 from .loop import run
 from .metrics import mean_band
-from .presets import Preset, get_preset
+from .presets import Preset
 from .result import RunResult, gen_dir, load_run
 from .train import Engine
 
-__all__ = ["FIG5_SCENARIOS", "Figure5Result", "plot_figure5", "run_figure5"]
+__all__ = ["FIG5_SCENARIOS", "Figure5Request", "Figure5Result", "check_figure5",
+           "plot_figure5", "run_figure5"]
 
 #: (label, directory, scenario name, synthetic fraction); labels are the paper's legend.
 FIG5_SCENARIOS: tuple[tuple[str, str, str, float | None], ...] = (
@@ -57,6 +61,47 @@ class Figure5Result:
     runs: dict[str, list[RunResult]]
 
 
+@dataclass(frozen=True)
+class Figure5Request:
+    """Checked settings of :func:`run_figure5`."""
+
+    preset: Preset
+    corpus: Corpus
+    device: str
+    seeds: tuple[int, ...]
+    workers: int
+
+
+def check_figure5(out: str | Path, *, preset: str | Preset = "cpu", device: str = "cpu",
+                  seeds: Sequence[int] = (0,), n_generations: int = 10,
+                  corpus: str | Path | Corpus | None = None, download: bool = False,
+                  real: str = "p0", workers: int | None = None,
+                  where: str = "run_figure5") -> Figure5Request:
+    """Check every input of :func:`run_figure5` before any work: each of its runs as
+    :func:`~modelcollapse.lm.checks.check_run` does, then their memory (the runs that share
+    the machine at once) and disk (all of them) against this machine."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"The 'seeds' parameter of {where} must name at least one seed. "
+                         f"Got {seeds!r} instead.")
+    seeds = tuple(check_int(s, "seeds", low=0, where=where) for s in seeds)
+    requests = []
+    for seed in seeds:
+        for _, slug, name, fraction in FIG5_SCENARIOS:
+            req = check_run(name, out=Path(out) / f"seed_{seed}" / slug,
+                            n_generations=n_generations, preset=preset, seed=seed,
+                            device=device, corpus=corpus, download=download, real=real,
+                            synthetic_fraction=fraction, check_size=False, where=where)
+            preset, corpus, device = req.preset, req.corpus, req.device
+            requests.append(req)
+    cuda = device.startswith("cuda")
+    if workers is None:
+        workers = 1 if cuda else min(len(requests), 8)
+    workers = check_int(workers, "workers", low=1, where=where)
+    check_footprints([request_footprint(r) for r in requests], out=out, device=device,
+                     concurrent=1 if cuda else min(workers, len(requests)), where=where)
+    return Figure5Request(preset, corpus, device, seeds, workers)
+
+
 def run_figure5(out: str | Path, *, preset: str | Preset = "cpu", device: str = "cpu",
                 seeds: Sequence[int] = (0,), n_generations: int = 10,
                 corpus: str | Path | Corpus | None = None, download: bool = False,
@@ -68,18 +113,16 @@ def run_figure5(out: str | Path, *, preset: str | Preset = "cpu", device: str = 
     ``workers`` processes (default: one per run) with one intra-op thread each: these models
     are too small for two threads to help one another, and separate processes keep both
     cores busy (and do not stall when other programs share the cores). Each seed's p(0),
-    text of p(0) and p(1) are computed first, once, then shared.
+    text of p(0) and p(1) are computed first, once, then shared. Every input is checked
+    first (:func:`check_figure5`); nothing is written when one is refused.
     """
     out = Path(out)
-    preset = get_preset(preset)
-    if not isinstance(corpus, Corpus):
-        corpus = load_corpus(corpus, download=download)
-    if not seeds:
-        raise ValueError("The 'seeds' parameter of run_figure5 must name at least one seed.")
+    checked = check_figure5(out, preset=preset, device=device, seeds=seeds,
+                            n_generations=n_generations, corpus=corpus, download=download,
+                            real=real, workers=workers)
+    preset, corpus, device = checked.preset, checked.corpus, checked.device
+    seeds, workers = checked.seeds, checked.workers
     start = time.perf_counter()
-    cuda = str(device).startswith("cuda")
-    n_runs = len(FIG5_SCENARIOS) * len(seeds)
-    workers = (1 if cuda else min(n_runs, 8)) if workers is None else workers
     common = {"n_generations": n_generations, "preset": preset, "corpus": corpus,
               "real": real, "device": device}
     prefix, jobs = [], []

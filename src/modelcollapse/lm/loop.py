@@ -3,10 +3,10 @@
 p(0) is trained on the real text. Generation 0's data ("real data" of eq. 5, t = 0) is, as in
 the paper, text sampled from p(0), the ground truth of the experiment (``real="p0"``); with
 ``real="text"`` it is the real training text itself. Model m ≥ 1 trains on n_t^(m) tokens of
-each generation t < m, as ``scenario.counts(m)`` says (eq. 5): fresh tokens for every model
-(disjoint slices of generation t's corpus), except the fixed real corpus of the mixtures
-(``scenario.real == "corpus"``) and the published data of accumulate scenarios, which every
-later model reuses. Every model has the same architecture and training settings.
+each generation t < m, as ``scenario.counts(m)`` says (eq. 5; the slices are planned by
+:mod:`modelcollapse.lm.plan` as the loop reaches each model). Every model has the same
+architecture and training settings. Every input is checked, and the run sized against the
+machine, before anything is written (:mod:`modelcollapse.lm.checks`).
 
 Each generation is saved as soon as it is done (see :mod:`modelcollapse.lm.result` for the
 files); each file records a *recipe*, a hash of everything that produced it, so that a rerun
@@ -18,42 +18,45 @@ generation), so a resumed run computes what the uninterrupted run would have.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._validation import check_choice, check_float, check_int
-from ..rng import resolve_entropy
-from ..scenarios import (
-    Accumulate,
-    FreshReal,
-    FullySynthetic,
-    MostRecent,
-    PartiallySynthetic,
-    Scenario,
-)
+from .._files import remove_stale_temps
+from ..scenarios import Scenario
 from . import _seeds
 from .checkpoint import (
     copy_file,
+    file_record,
     load_array,
     load_weights,
     read_json,
     recipe_hash,
     save_array,
     save_weights,
+    stage_finished,
     write_json,
 )
-from .data import Corpus, load_corpus
+from .checks import check_run
+from .data import Corpus
 from .generate import Sampling, sample_streams
 from .metrics import context_probs, diversity, unigram
-from .presets import Preset, get_preset
+from .plan import (
+    LM_SCENARIOS,
+    REAL_SOURCES,
+    DataPlan,
+    Segment,
+    data_plan,
+    make_lm_scenario,
+    stream_unit,
+)
+from .presets import Preset
 from .result import RunResult, gen_dir, load_run
 from .train import Engine, WindowSampler, validation_windows
 
@@ -67,12 +70,6 @@ __all__ = [
     "make_lm_scenario",
     "run",
 ]
-
-#: Where generation 0's data comes from: samples of p(0) (the paper) or the real text.
-REAL_SOURCES = ("p0", "text")
-#: Scenario names the transformer loop resolves from strings.
-LM_SCENARIOS = ("fully-synthetic", "partially-synthetic", "accumulate", "most-recent",
-                "fresh-real")
 
 
 class RunDirectoryMismatch(ValueError):
@@ -88,90 +85,6 @@ def _package_version() -> str:
         return "unknown"
 
 
-def make_lm_scenario(name: str | Scenario, *, tokens: int, synthetic_fraction: float | None = None,
-                     K: int | None = None) -> Scenario:
-    """A scenario whose samples are tokens: ``tokens`` synthetic tokens per generation, and for
-    the mixtures a real corpus of N = ``tokens`` with n = N f / (1 − f) synthetic tokens, so
-    that the synthetic share n / (N + n) is f (Fig. 5: f = 0.5 and 0.2)."""
-    if isinstance(name, Scenario):
-        return name
-    check_choice(name, "scenario", LM_SCENARIOS, where="lm.run")
-    check_int(tokens, "tokens", low=1, where="lm.run")
-    if name in ("partially-synthetic", "fresh-real"):
-        if synthetic_fraction is None:
-            raise ValueError(f"The 'synthetic_fraction' parameter of lm.run is required by "
-                             f"{name!r} (Fig. 5 uses 0.5 and 0.2).")
-        f = check_float(synthetic_fraction, "synthetic_fraction", low=0.0, high=1.0,
-                        low_open=True, where="lm.run")
-        if f >= 1.0:
-            raise ValueError("The 'synthetic_fraction' parameter of lm.run must be below 1 "
-                             "for a mixture; use scenario 'fully-synthetic' for 1.")
-        n = max(1, round(tokens * f / (1 - f)))
-        return PartiallySynthetic(n=n, N=tokens) if name == "partially-synthetic" \
-            else FreshReal(n=n, N=tokens)
-    if name == "most-recent":
-        if K is None:
-            raise ValueError("The 'K' parameter of lm.run is required by 'most-recent'.")
-        return MostRecent(n=tokens, K=K)
-    if name == "accumulate":
-        return Accumulate(n=tokens, N=tokens)
-    return FullySynthetic(n=tokens)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Tokens [start, stop) of generation ``generation``'s corpus."""
-
-    generation: int
-    start: int
-    stop: int
-
-    @property
-    def tokens(self) -> int:
-        return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """``segments[m]``: the training data of model m; ``demand[t]``: tokens generation t must
-    publish (the largest ``stop`` over its segments; 0 if no model uses it)."""
-
-    segments: dict[int, tuple[Segment, ...]]
-    demand: dict[int, int]
-
-
-def data_plan(scenario: Scenario, n_generations: int, *, unit: Callable[[int], int]
-              ) -> DataPlan:
-    """Turn n_t^(m) (eq. 5) into slices of each generation's corpus for models 1 … M.
-
-    Counts are rounded up to whole streams (``unit(t)`` tokens). A reused source gives every
-    consumer its first n_t^(m) tokens; a fresh one gives each consumer the next unused slice.
-    """
-    cursor: dict[int, int] = defaultdict(int)
-    demand: dict[int, int] = defaultdict(int)
-    segments = {}
-    for m in range(1, n_generations + 1):
-        raw = np.asarray(scenario.counts(m))
-        if raw.shape != (m,) or not np.all(raw == np.round(raw)) or np.any(raw < 0):
-            raise ValueError(f"Scenario {scenario.name!r} gives random or fractional counts "
-                             f"n_t^(m); the transformer loop needs fixed counts "
-                             f"({', '.join(LM_SCENARIOS)}, custom).")
-        parts = []
-        for t, count in enumerate(raw.astype(np.int64)):
-            if count == 0:
-                continue
-            u = unit(t)
-            count = -(-int(count) // u) * u
-            reused = scenario.real == "corpus" if t == 0 else scenario.keeps_published
-            start = 0 if reused else cursor[t]
-            if not reused:
-                cursor[t] += count
-            parts.append(Segment(t, start, start + count))
-            demand[t] = max(demand[t], start + count)
-        segments[m] = tuple(parts)
-    return DataPlan(segments, {t: demand.get(t, 0) for t in range(n_generations + 1)})
-
-
 def run(scenario: str | Scenario = "fully-synthetic", *, out: str | Path,
         n_generations: int = 10, preset: str | Preset = "paper", seed: int | None = 0,
         device: str = "cpu", corpus: str | Path | Corpus | None = None, download: bool = False,
@@ -184,22 +97,21 @@ def run(scenario: str | Scenario = "fully-synthetic", *, out: str | Path,
     Writes every generation into ``out`` and resumes from it; returns the run's
     :class:`~modelcollapse.lm.result.RunResult`. ``on_event(stage, m)`` is called after
     stage "model" and "corpus" of generation m are saved. ``engine`` lets several runs of one
-    preset share a (compiled) model.
+    preset share a (compiled) model. Every input is checked first
+    (:func:`~modelcollapse.lm.checks.check_run`: types, ranges, the corpus, the output folder,
+    and memory and disk against this machine); nothing is written when one is refused.
     """
-    preset = get_preset(preset)
-    check_int(n_generations, "n_generations", low=1, where="lm.run")
-    check_choice(real, "real", REAL_SOURCES, where="lm.run")
-    if not isinstance(corpus, Corpus):
-        corpus = load_corpus(corpus, download=download)
-    tokens = preset.corpus_tokens or len(corpus.train)
-    scen = make_lm_scenario(scenario, tokens=tokens, synthetic_fraction=synthetic_fraction, K=K)
+    req = check_run(scenario, out=out, n_generations=n_generations, preset=preset, seed=seed,
+                    device=str(engine.device) if engine is not None else device,
+                    corpus=corpus, download=download, real=real,
+                    synthetic_fraction=synthetic_fraction, K=K, sampling=sampling)
     if engine is None:
-        engine = Engine(preset, corpus.vocab_size, device=device)
-    elif engine.preset != preset or engine.config.vocab_size != corpus.vocab_size:
+        engine = Engine(req.preset, req.corpus.vocab_size, device=req.device)
+    elif engine.preset != req.preset or engine.config.vocab_size != req.corpus.vocab_size:
         raise ValueError("The 'engine' parameter of lm.run was built for another preset or "
                          "vocabulary.")
-    loop = _Loop(Path(out), scen, n_generations, preset, corpus, real, sampling or Sampling(),
-                 resolve_entropy(seed), engine, [Path(p) for p in reuse_from], on_event)
+    loop = _Loop(req.out, req.scenario, req.n_generations, req.preset, req.corpus, req.real,
+                 req.sampling, req.entropy, engine, [Path(p) for p in reuse_from], on_event)
     return loop.execute(progress)
 
 
@@ -214,15 +126,15 @@ class _Loop:
         self.entropy, self.engine, self.reuse_from, self.on_event = (entropy, engine,
                                                                       reuse_from, on_event)
         self.L = preset.window_stream_length
-        self.plan = data_plan(scenario, n_generations,
-                              unit=lambda t: 1 if (t == 0 and real == "text") else self.L)
+        # Lazy: a model's row of eq. 5 is read when the loop reaches it (see lm.plan).
+        self.plan = data_plan(scenario, n_generations, unit=stream_unit(real, self.L))
         if real == "text" and self.plan.demand[0] > len(corpus.train):
             raise ValueError(f"Scenario {scenario.describe()} needs {self.plan.demand[0]} real "
                              f"tokens; the training text has {len(corpus.train)}.")
         # What every checkpoint of the run depends on (the data slices come on top).
         self.base = {"preset": preset.to_dict(), "entropy": entropy, "text": corpus.sha256,
                      "train_tokens": len(corpus.train), "device": engine.device.type}
-        self._model_recipes: dict[int, str] = {}
+        self._model_recipes: list[str] = []
         self.corpora: dict[int, np.ndarray] = {}
         self.loaded: str | None = None  # recipe of the weights the engine holds
         self.contexts: np.ndarray | None = None
@@ -235,12 +147,13 @@ class _Loop:
         return "text" if (t == 0 and self.real == "text") else self.corpus_recipe(t)
 
     def model_recipe(self, m: int) -> str:
-        if m not in self._model_recipes:
-            sources = [] if m == 0 else [(s.generation, s.start, s.stop,
+        # A chain of hashes: fill it in order (iteratively, however far a resume starts).
+        for k in range(len(self._model_recipes), m + 1):
+            sources = [] if k == 0 else [(s.generation, s.start, s.stop,
                                           self._source_recipe(s.generation))
-                                         for s in self.plan.segments[m]]
-            self._model_recipes[m] = recipe_hash({"base": self.base, "model": m,
-                                                  "sources": sources})
+                                         for s in self.plan.segments[k]]
+            self._model_recipes.append(recipe_hash({"base": self.base, "model": k,
+                                                    "sources": sources}))
         return self._model_recipes[m]
 
     def corpus_recipe(self, t: int) -> str:
@@ -258,18 +171,37 @@ class _Loop:
                              "numpy": np.__version__}}
 
     # --- checks before anything is written ---
+    def _existing_generations(self) -> list[int]:
+        """Generations 0 … M that have a folder in ``out`` (one listing, not one look-up per
+        generation asked for)."""
+        if not self.out.is_dir():
+            return []
+        names = {entry.name for entry in os.scandir(self.out) if entry.is_dir()}
+        found = []
+        for name in names:
+            head, _, digits = name.partition("_")
+            if head == "gen" and digits.isdigit() and int(digits) <= self.M and \
+                    gen_dir(self.out, int(digits)).name == name:
+                found.append(int(digits))
+        return sorted(found)
+
     def _check_existing(self) -> None:
-        for m in range(self.M + 1):
+        for m in self._existing_generations():
             for name, recipe in (("model", self.model_recipe(m)),
                                  ("corpus", self.corpus_recipe(m))):
                 path = gen_dir(self.out, m) / f"{name}.json"
-                if path.exists() and read_json(path).get("recipe") != recipe:
+                try:
+                    made_with = read_json(path).get("recipe") if path.exists() else recipe
+                except (OSError, ValueError, AttributeError):
+                    continue  # a damaged record: that stage is simply done again
+                if made_with != recipe:
                     raise RunDirectoryMismatch(
                         f"{self.out} holds a different run: {path} was made with other "
                         f"settings. Choose another output directory.")
 
     def execute(self, progress: bool | None) -> RunResult:
         self._check_existing()
+        remove_stale_temps(self.out)  # what a killed save left of files not written again
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "run.json", self.settings())
         total = (self.M + 1) * self.preset.max_iters
@@ -314,8 +246,8 @@ class _Loop:
         for other in self.reuse_from:
             src = gen_dir(other, m)
             meta = src / f"{name}.json"
-            if meta.exists() and read_json(meta).get("recipe") == recipe and \
-                    all((src / f).exists() for f in files):
+            if stage_finished(meta, [src / f for f in files]) and \
+                    read_json(meta).get("recipe") == recipe:
                 for f in files:
                     copy_file(src / f, gen_dir(self.out, m) / f)
                 copy_file(meta, gen_dir(self.out, m) / f"{name}.json")
@@ -332,7 +264,8 @@ class _Loop:
         d = gen_dir(self.out, m)
         recipe = self.model_recipe(m)
         files = ["model.pt", "probs.npy"] + (["contexts.npy"] if m == 0 else [])
-        if (d / "model.json").exists() or self._reuse(m, "model", recipe, files):
+        if stage_finished(d / "model.json", [d / f for f in files]) or \
+                self._reuse(m, "model", recipe, files):
             bar.update(self.preset.max_iters)
             return
         eng, p = self.engine, self.preset
@@ -361,6 +294,7 @@ class _Loop:
             for s in self.plan.segments[m]]
         write_json(d / "model.json", {
             "recipe": recipe, "generation": m, "sources": sources_meta,
+            "files": file_record([d / f for f in files]),
             "iters": record.iters, "val_loss": record.val_loss, "train_loss": record.train_loss,
             "train_seconds": record.seconds, "eval_seconds": record.eval_seconds,
             "tokens_per_second": record.tokens_per_second,
@@ -372,7 +306,8 @@ class _Loop:
             return
         d = gen_dir(self.out, t)
         recipe = self.corpus_recipe(t)
-        if (d / "corpus.json").exists() or self._reuse(t, "corpus", recipe, ["corpus.npy"]):
+        if stage_finished(d / "corpus.json", [d / "corpus.npy"]) or \
+                self._reuse(t, "corpus", recipe, ["corpus.npy"]):
             return
         eng = self.engine
         if self.loaded != self.model_recipe(t):
@@ -388,7 +323,8 @@ class _Loop:
         self.corpora[t] = sample.tokens
         save_array(d / "corpus.npy", sample.tokens)
         write_json(d / "corpus.json", {
-            "recipe": recipe, "tokens": int(sample.tokens.size),
+            "recipe": recipe, "files": file_record([d / "corpus.npy"]),
+            "tokens": int(sample.tokens.size),
             "streams": int(sample.tokens.shape[0]), "stream_length": self.L,
             "nll": sample.nll, "seconds": seconds,
             "tokens_per_second": sample.tokens.size / seconds,
@@ -396,9 +332,10 @@ class _Loop:
                                    max_tokens=self.preset.diversity_tokens)})
 
     def _free_memory(self, m: int) -> None:
-        """Drop corpora no later model reads, and cached device memory."""
-        later = {s.generation for k in range(m + 1, self.M + 1) for s in self.plan.segments[k]}
-        for t in [t for t in self.corpora if t not in later]:
+        """Drop corpora no later model may read, the plan's rows of trained models, and
+        cached device memory."""
+        for t in [t for t in self.corpora if self.plan.last_reader(t) <= m]:
             del self.corpora[t]
+        self.plan.forget(m)
         if self.engine.device.type == "cuda":
             torch.cuda.empty_cache()

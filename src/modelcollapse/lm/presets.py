@@ -131,4 +131,11 @@ def get_preset(preset: str | Preset, **changes) -> Preset:
     else:
         raise ValueError(f"Preset {preset!r} unknown. Choose from {sorted(PRESETS)}.")
     changes = {k: v for k, v in changes.items() if v is not None}
+    iters = changes.get("max_iters")
+    if "warmup_iters" not in changes and isinstance(iters, int) and \
+            not isinstance(iters, bool) and 1 <= iters < base.warmup_iters:
+        # Name the field that was changed, not the one it now contradicts.
+        raise ValueError(f"The 'max_iters' parameter of preset must be an int in the range "
+                         f"[{base.warmup_iters}, inf) for preset '{base.name}' (its warm-up "
+                         f"takes {base.warmup_iters} iterations). Got {iters} instead.")
     return base.with_(**changes) if changes else base

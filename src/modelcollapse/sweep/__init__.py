@@ -35,11 +35,13 @@ parameters of p(0) share p(0) itself (common random numbers across, say, the n a
                                       statistics, per-run outcomes and the trajectories
                                       that ``trajectories`` asks for
     points/<id>/point.parquet         one row: parameters, collapse-time statistics.
-                                      Written last: its presence marks the point finished
+                                      Written last; the point is finished when its files
+                                      read back whole and its result checks
     generations.parquet, points.parquet   the tables over the whole grid (when it completes)
 
 Every file is written atomically (temporary name, then rename), so killing a sweep loses at
-most the points in flight and re-running skips the finished ones. With a Dask cluster the
+most the points in flight; re-running skips the finished ones and recomputes any point whose
+files are damaged. With a Dask cluster the
 workers write the point files themselves: the output folder must be a path they all reach
 (a shared filesystem, as on a cluster with dask-jobqueue).
 """

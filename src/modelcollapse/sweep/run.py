@@ -1,5 +1,5 @@
-"""Running a sweep: validate the request, skip finished points, run the others longest
-first on an executor, and consolidate the tables."""
+"""Running a sweep: validate the request, skip finished points (those whose files read back
+whole), run the others longest first on an executor, and consolidate the tables."""
 
 from __future__ import annotations
 
@@ -14,9 +14,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from .._files import remove_stale_temps
 from .executors import open_executor
 from .spec import SweepInputError, SweepPoint, SweepSpec, _label, load_sweep_spec
-from .store import POINTS_DIR, RESULT_FILES, TABLES, _consolidate, _is_finished, _prepare_folder
+from .store import (
+    NOT_RUN,
+    POINTS_DIR,
+    RESULT_FILES,
+    TABLES,
+    _consolidate,
+    _prepare_folder,
+    _unfinished_reason,
+)
 from .worker import _PointTask, _run_point
 
 
@@ -49,8 +58,9 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path, *,
     ``executor`` is ``"local"``, ``"dask"`` or any ``concurrent.futures.Executor`` (left open
     for its owner to close); ``scheduler`` is a Dask scheduler address. ``store`` is the format
     of each point's full result: ``"zarr"`` (a folder, compressed) or ``"netcdf"`` (one file,
-    for filesystems that dislike many small files). Points already finished in ``out`` are
-    skipped; the result does not depend on the executor or on ``workers``.
+    for filesystems that dislike many small files). Points already finished in ``out`` (their
+    tables read back and their result loads whole) are skipped; a damaged point runs again,
+    with the same numbers. The result does not depend on the executor or on ``workers``.
     """
     spec = load_sweep_spec(spec) if isinstance(spec, (str, Path)) else spec
     if store not in RESULT_FILES:
@@ -65,9 +75,10 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path, *,
                          f"[1, inf). Got {workers!r} instead.")
     started = time.perf_counter()
     out = Path(out)
+    remove_stale_temps(out)  # what killed saves left, before the folder is judged
     entropy = _prepare_folder(spec, out)
     points = spec.points(entropy)
-    finished = {p.point_id for p in points if _is_finished(out, p)}
+    finished = _finished_points(out, points)
     pending = sorted((p for p in points if p.point_id not in finished),
                      key=lambda p: (-p.cost, p.index))
     if pending:
@@ -88,6 +99,19 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path, *,
     _consolidate(out, points)
     return SweepOutcome(out, len(points), len(finished), len(pending),
                         time.perf_counter() - started, entropy)
+
+
+def _finished_points(out: Path, points: Sequence[SweepPoint]) -> set[str]:
+    """The ids of the points finished in ``out``; one line on stderr per damaged point."""
+    finished = set()
+    for point in points:
+        why = _unfinished_reason(out, point)
+        if why is None:
+            finished.add(point.point_id)
+        elif why != NOT_RUN:
+            print(f"sweep: point {_label(point.coords)} is damaged ({why}); running it again",
+                  file=sys.stderr)
+    return finished
 
 
 def _drain(executor: Executor, out: Path, pending: Sequence[SweepPoint], store: str,

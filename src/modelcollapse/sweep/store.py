@@ -1,18 +1,18 @@
 """The sweep's output folder: its layout, atomic Parquet writes, the manifest that ties a
-folder to one sweep, and the whole-grid tables (queries over them: :mod:`.query`)."""
+folder to one sweep, what counts as a finished point, and the whole-grid tables (queries
+over them: :mod:`.query`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..results import atomic_write_text, provenance
+from .._files import atomic_write, atomic_write_text
+from ..results import Result, provenance
 from ..rng import resolve_entropy
 from .spec import SweepInputError, SweepPoint, SweepSpec
 
@@ -26,21 +26,48 @@ TABLES = {"points": ("points.parquet", DONE_FILE), "generations": ("generations.
 RESULT_FILES = {"zarr": "result.zarr", "netcdf": "result.nc"}
 
 
+#: Why a point is not finished when it was never run (or was killed before its marker).
+NOT_RUN = "not run"
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """Write via a temporary file in the same folder and a rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    """A Parquet file read whole (a truncated one fails here, not in a query)."""
+    return pq.read_table(path)
+
+
+def _unfinished_reason(out: Path, point: SweepPoint) -> str | None:
+    """None when ``point`` is finished in ``out``: its marker and its generations table read
+    back and name it, and its result store loads whole (Result.check); else why not:
+    :data:`NOT_RUN`, or what is damaged."""
+    folder = out / POINTS_DIR / point.point_id
+    if not (folder / DONE_FILE).is_file():
+        return NOT_RUN
+    for name in (DONE_FILE, TABLES["generations"][1]):
+        try:
+            table = _read_parquet(folder / name)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            return f"{name} does not read ({type(exc).__name__})"
+        ids = set(table.column("point_id").to_pylist()) if "point_id" in table.column_names \
+            else set()
+        if table.num_rows == 0 or ids != {point.point_id}:
+            return f"{name} does not hold this point's rows"
+    stores = [folder / name for name in RESULT_FILES.values() if (folder / name).exists()]
+    if not stores:
+        return "its result store is missing"
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        Result.check(stores[0])
+    except ValueError as exc:
+        return getattr(exc, "summary", str(exc))
+    return None
 
 
 def _is_finished(out: Path, point: SweepPoint) -> bool:
-    return (out / POINTS_DIR / point.point_id / DONE_FILE).is_file()
+    return _unfinished_reason(out, point) is None
 
 
 def _prepare_folder(spec: SweepSpec, out: Path) -> int:
@@ -53,7 +80,7 @@ def _prepare_folder(spec: SweepSpec, out: Path) -> int:
     if out.exists() and not out.is_dir():
         raise SweepInputError(f"'out' must be a directory; {str(out)!r} is a file")
     manifest = out / "sweep.json"
-    old = json.loads(manifest.read_text()) if manifest.is_file() else None
+    old = _read_manifest(manifest) if manifest.is_file() else None
     if old is None and out.is_dir() and any(out.iterdir()):
         raise SweepInputError(f"'out' ({out}) is a non-empty folder that holds no sweep; "
                          f"choose an empty or new one")
@@ -72,6 +99,21 @@ def _prepare_folder(spec: SweepSpec, out: Path) -> int:
               "provenance": provenance()}
     atomic_write_text(manifest, json.dumps(record, indent=2))
     return entropy
+
+
+def _read_manifest(manifest: Path) -> dict:
+    """The recorded sweep, or one SweepInputError naming the file: without it the folder's
+    sweep (its entropy, when unseeded) is unknown, so nothing in it can be trusted or reused."""
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+        int(old["seed_entropy"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = "no seed_entropy" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+        raise SweepInputError(f"{manifest} is damaged ({why}); restore it, or choose another "
+                              f"folder for 'out'") from None
+    return old
 
 
 def _consolidate(out: Path, points: Sequence[SweepPoint]) -> None:

@@ -66,6 +66,22 @@ def check_exact_law_size(n: int, where: str) -> int:
     return n
 
 
+#: Most generations the report tabulates: it lists a dozen numbers per generation (m = 10⁶:
+#: ~17 s and ~1 GB on 2 cores), and the law of T has long reached 0 or 1 by then.
+REPORT_MAX_GENERATIONS = 1_000_000
+
+
+def check_report_generations(m: int | None, where: str) -> int | None:
+    """``m``, or one refusal when the report's per-generation tables would be too long."""
+    if m is not None and m > REPORT_MAX_GENERATIONS:
+        raise InputError(
+            f"The 'generations' parameter of {where} must be at most "
+            f"{REPORT_MAX_GENERATIONS:,}: the report tabulates a dozen numbers per generation. "
+            f"Got {m:,} instead; for the limit m → ∞ of the partially synthetic quantities, "
+            f"leave it out.")
+    return m
+
+
 def theory_report(p0: object, *, n: int, N: int | None = None, m: int | None = None,
                   epsilon: float | None = None) -> dict:
     """Every applicable quantity for one p(0) (vocab,), as a JSON-ready dict (non-finite
@@ -88,7 +104,8 @@ def theory_report(p0: object, *, n: int, N: int | None = None, m: int | None = N
     if N is not None:
         N = check_int(N, "N", low=1, where=where)
     if m is not None:
-        m = check_int(m, "m", low=1 if N is None else 2, where=where)
+        m = check_report_generations(check_int(m, "m", low=1 if N is None else 2,
+                                               where=where), where)
     if epsilon is not None:
         epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True, where=where)
     S0 = float(np.sum(p * p))
