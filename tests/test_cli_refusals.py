@@ -41,6 +41,8 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "huge_axis.toml").write_text(
         "runs = 10\ngenerations = 5\n[axes]\nn = { start = 1, stop = 1e9, num = 1000000000 }\n")
     (tmp_path / "huge_runs.toml").write_text("runs = 1000000000\n[axes]\nn = [1, 2]\n")
+    (tmp_path / "huge_vocab.toml").write_text(
+        "runs = 10\ngenerations = 5\nsupport = 52\n[axes]\nvocab = [600, 1000000000]\n")
     return tmp_path
 
 
@@ -66,6 +68,8 @@ CASES = {
                                 "per-run outcomes"),
     "sweep of 1e9 points": (["sweep", "huge_axis.toml", "--out", "s"], "'axes' parameter"),
     "sweep of 1e9 runs": (["sweep", "huge_runs.toml", "--out", "s"], "per-run outcomes"),
+    "sweep with a point of vocab 1e9": (["sweep", "huge_vocab.toml", "--out", "s"],
+                                        "grid point vocab=1000000000: simulate would need"),
     # files and values that ended in tracebacks (item 4)
     "config not UTF-8": (["simulate", "--config", "p0/latin1.toml"], "'config'"),
     "S0 nan": (["simulate", "--S0", "nan"], "'S0' parameter of simulate must be a finite"),

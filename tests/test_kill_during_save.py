@@ -23,6 +23,7 @@ from modelcollapse._files import TEMP_SUFFIX
 from modelcollapse.experiments import load_figure, run_figure
 from modelcollapse.results import Result
 from modelcollapse.sweep import run_sweep
+from small_figure import three_cell_figure
 
 #: The CLI, as a program: ``python -c CLI <args>``.
 CLI = "from modelcollapse.cli import main; main()"
@@ -85,36 +86,7 @@ def assert_same_result(a: Result, b: Result) -> None:
 
 # --- reproduce --------------------------------------------------------------------------------
 
-FIGURE = '''
-id = "kill"
-title = "Three fully synthetic loops"
-paper = "none"
-layout = "runs_grid"
-seed = 9
-trajectories = 3
-
-[base]
-vocab = 20
-support = 8
-S0 = 0.3
-generations = 15
-runs = 8
-
-[[cells]]
-key = "a"
-label = "n = 4"
-spec = { n = 4 }
-
-[[cells]]
-key = "b"
-label = "n = 6"
-spec = { n = 6 }
-
-[[cells]]
-key = "c"
-label = "n = 8"
-spec = { n = 8 }
-'''
+FIGURE = three_cell_figure("kill", seed=9, generations=15)
 
 
 @pytest.fixture(scope="module")

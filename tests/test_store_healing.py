@@ -20,6 +20,7 @@ from modelcollapse.experiments.runner import MissingResultError
 from modelcollapse.results import INTEGRITY_ATTR, DamagedResultError, Result
 from modelcollapse.scenarios import FullySynthetic
 from modelcollapse.sweep import SweepInputError, load_sweep_spec, run_sweep
+from small_figure import three_cell_figure
 
 # --- damages, each on a Zarr store ------------------------------------------------------------
 
@@ -135,36 +136,7 @@ def test_stores_without_a_record_load_and_are_checked_for_their_variables(tmp_pa
 
 # --- reproduce: a damaged cell ----------------------------------------------------------------
 
-FIGURE = '''
-id = "heal"
-title = "Three fully synthetic loops"
-paper = "none"
-layout = "runs_grid"
-seed = 5
-trajectories = 3
-
-[base]
-vocab = 20
-support = 8
-S0 = 0.3
-generations = 12
-runs = 8
-
-[[cells]]
-key = "a"
-label = "n = 4"
-spec = { n = 4 }
-
-[[cells]]
-key = "b"
-label = "n = 6"
-spec = { n = 6 }
-
-[[cells]]
-key = "c"
-label = "n = 8"
-spec = { n = 8 }
-'''
+FIGURE = three_cell_figure("heal", seed=5, generations=12)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .._files import remove_stale_temps
+from .._validation import InputError
 from .executors import open_executor
 from .spec import SweepInputError, SweepPoint, SweepSpec, _label, load_sweep_spec
 from .store import (
@@ -125,6 +126,9 @@ def _drain(executor: Executor, out: Path, pending: Sequence[SweepPoint], store: 
                 raise RuntimeError(f"a worker process died ({exc}); it may have run out of "
                                    f"memory, or a script started the sweep without the "
                                    f"'if __name__ == \"__main__\":' guard") from exc
+            except InputError as exc:  # a point the machine cannot run: the user's to fix
+                raise InputError(f"grid point {_label(futures[future].coords)}: "
+                                 f"{exc}") from exc
             except Exception as exc:
                 raise RuntimeError(f"grid point {_label(futures[future].coords)} failed: "
                                    f"{type(exc).__name__}: {exc}") from exc

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, Stri
 
 from .._validation import read_toml, validation_error_message
 from ..api import plan
+from ..engine.footprint import check_p0_fits
 from ..spec import SimulationSpec
 
 #: Fields that cannot be axes: seeds come from the coordinates; runs, generations and the
@@ -149,6 +150,8 @@ class SweepSpec(BaseModel):
                                       generations=self.generations,
                                       trajectories=self.trajectories)
                 spec.kept_runs()  # the points keep their trajectories in memory
+                if spec.p0 is None:
+                    check_p0_fits(spec.contexts, spec.vocab)
                 specs.append(spec)
             except (pydantic.ValidationError, ValueError, TypeError) as exc:
                 raise ValueError(f"grid point {_label(coords)}: {_one_line(exc)}") from None
