@@ -41,6 +41,7 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "huge_axis.toml").write_text(
         "runs = 10\ngenerations = 5\n[axes]\nn = { start = 1, stop = 1e9, num = 1000000000 }\n")
     (tmp_path / "huge_runs.toml").write_text("runs = 1000000000\n[axes]\nn = [1, 2]\n")
+    (tmp_path / "small.toml").write_text("runs = 4\ngenerations = 3\n[axes]\nn = [1, 2]\n")
     (tmp_path / "huge_vocab.toml").write_text(
         "runs = 10\ngenerations = 5\nsupport = 52\n[axes]\nvocab = [600, 1000000000]\n")
     return tmp_path
@@ -104,7 +105,7 @@ def test_refused_in_one_line_before_anything_is_written(folder, args, fragment):
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 @pytest.mark.parametrize("verb", [["simulate"], ["reproduce", "fig1", "--quick"],
-                                  ["sweep", "huge_runs.toml"]])
+                                  ["sweep", "small.toml"]])
 def test_a_read_only_out_is_refused_before_any_work(folder, verb):
     locked = folder / "locked"
     locked.mkdir()
@@ -114,6 +115,25 @@ def test_a_read_only_out_is_refused_before_any_work(folder, verb):
     finally:
         locked.chmod(0o755)
     assert outcome.refused_in_one_line and "'out'" in outcome.err
+    assert outcome.written == []
+
+
+@pytest.mark.parametrize("verb", [["simulate"], ["reproduce", "fig1", "--quick"],
+                                  ["sweep", "small.toml"],
+                                  ["results", "plot", ".", "sigma", "--x", "n", "--output"]])
+def test_out_on_a_read_only_filesystem_is_refused_before_any_work(folder, verb, monkeypatch):
+    """What a read-only mount answers when the folder's probe file is made (root ignores
+    permission bits, so this is how every user's test can see it)."""
+    import modelcollapse._files as files
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    outcome = run_in(folder, *verb, "out/figure.png" if verb[0] == "results" else "--out",
+                     *([] if verb[0] == "results" else ["out"]))
+    assert outcome.refused_in_one_line, outcome.err
+    assert "not writable (Read-only file system)" in outcome.err
     assert outcome.written == []
 
 

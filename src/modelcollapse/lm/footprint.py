@@ -242,7 +242,7 @@ def check_footprints(footprints: Sequence[RunFootprint], *, out: str | Path, dev
            f"keep every generation's text")
     if have is not None and memory > USABLE_SHARE * have:
         raise ValueError(
-            f"This {where} would need about {format_bytes(memory)} of memory (model "
+            f"{where} would need about {format_bytes(memory)} of memory (model "
             f"{peak.largest:,}{which} trains on {peak.largest_tokens:,.0f} tokens, "
             f"{SAMPLER_INT64_BYTES + 2} bytes each while its batches are drawn), more than "
             f"the {format_bytes(USABLE_SHARE * have)} it may use here: choose {how}.")
@@ -250,7 +250,7 @@ def check_footprints(footprints: Sequence[RunFootprint], *, out: str | Path, dev
     device_need = max(f.device_memory for f in footprints)
     if free_device is not None and device_need > USABLE_SHARE * free_device:
         raise ValueError(
-            f"This {where} would need about {format_bytes(device_need)} of {device} memory "
+            f"{where} would need about {format_bytes(device_need)} of {device} memory "
             f"(model {peak.largest:,} trains on {peak.largest_tokens:,.0f} tokens, "
             f"{SAMPLER_INT64_BYTES} bytes each on the device), more than the "
             f"{format_bytes(USABLE_SHARE * free_device)} free there: choose {how}.")
@@ -262,7 +262,7 @@ def check_footprints(footprints: Sequence[RunFootprint], *, out: str | Path, dev
         per_model = max(f.model_bytes for f in footprints)
         text = sum(f.text_bytes for f in footprints)
         raise ValueError(
-            f"This {where} would write about {format_bytes(disk)} ({models:,} models × "
+            f"{where} would write about {format_bytes(disk)} ({models:,} models × "
             f"{format_bytes(per_model)} of weights, p(m) and records, and "
             f"{format_bytes(text)} of generated text), more than the {format_bytes(free)} "
             f"free on the disk of {str(probe)!r}: choose fewer '{generations}', a smaller "
