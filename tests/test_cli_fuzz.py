@@ -165,6 +165,34 @@ def test_bad_sweep_specs_are_refused_in_one_line(text):
             assert not (folder / "out").exists(), text
 
 
+#: ``lm run``'s flags. Huge values are left out here: a valid one (``--max-iters 10¹³``) would
+#: train for ever, and lm run refuses only what does not fit, not what takes long.
+LM_FLAGS = {"--generations": "int", "--synthetic-fraction": "float", "--K": "int",
+            "--device": "word", "--seed": "int", "--real": "word", "--corpus-tokens": "int",
+            "--max-iters": "int", "--stream-length": "int", "--temperature": "float",
+            "--top-k": "int", "--top-p": "float", "--scenario": "word", "--preset": "word"}
+NOT_POSITIVE = st.one_of(
+    st.integers(max_value=0).map(str),
+    st.sampled_from(["nan", "inf", "-inf", "", "ten", "1e400", "0x10"]),
+    st.text(min_size=1, max_size=12).filter(lambda s: not _is_number(s)),
+)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(sorted(LM_FLAGS.items())), data=st.data())
+def test_bad_lm_run_values_are_refused_in_one_line(flag, data):
+    pytest.importorskip("torch")
+    name, kind = flag
+    value = data.draw(BAD_WORD if kind == "word" else NOT_POSITIVE)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 400)
+        args = ["lm", "run", "--out", "run", "--corpus", "corpus.txt", "--preset", "tiny",
+                "--generations", "1", "--device", "cpu", "--no-progress", name, value]
+        _check(run_in(folder, *args), args)
+
+
 def test_the_fuzz_covers_every_verb_with_value_flags():
     """A verb gaining flags should gain fuzzing: the table names every verb that takes
     numbers, and no flag it names is gone."""
@@ -172,8 +200,8 @@ def test_the_fuzz_covers_every_verb_with_value_flags():
 
     from modelcollapse.cli import cli
 
-    for verb, flags in FLAGS.items():
-        help_text = CliRunner().invoke(cli, [verb, "--help"]).output
+    for verb, flags in [*FLAGS.items(), ("lm run", LM_FLAGS)]:
+        help_text = CliRunner().invoke(cli, [*verb.split(), "--help"]).output
         for flag in flags:
             assert flag in help_text, (verb, flag)
     assert os.environ[MEMORY_VARIABLE] == "1"
