@@ -107,6 +107,15 @@ def test_point_seed_depends_on_the_coordinates_not_the_grid():
     assert small[0].spec.distribution_seed == 3  # p(0) shared by every point of the sweep
 
 
+def test_points_of_a_p0_file_take_their_p0_from_it(tmp_path):
+    """A p(0) file is one distribution for every point: no p(0) seed is added beside it."""
+    np.save(tmp_path / "p.npy", np.array([0.5, 0.3, 0.2]))
+    points = SweepSpec(seed=3, fixed={"p0": str(tmp_path / "p.npy")},
+                       axes={"n": [5, 10]}).points(3)
+    assert [p.spec.distribution_seed for p in points] == [None, None]
+    np.testing.assert_allclose(points[0].spec.build_p0(), [0.5, 0.3, 0.2])
+
+
 @pytest.mark.parametrize("text, message", [
     ('runs = 10\nvocabb = 5\n[axes]\nn = [1, 2]\n', "unknown key 'vocabb'"),
     ('[axes]\nseed = [1, 2]\n', "'seed' cannot be an axis (it is one value for the whole"),

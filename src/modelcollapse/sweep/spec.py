@@ -179,7 +179,8 @@ class SweepSpec(BaseModel):
         for index, (coords, spec) in enumerate(zip(self._grid, self._specs)):
             given = spec.model_dump(exclude_unset=True)
             given["seed"] = point_entropy(entropy, coords)
-            given.setdefault("distribution_seed", entropy)
+            if spec.p0 is None:  # a p(0) file needs no seed
+                given.setdefault("distribution_seed", entropy)
             out.append(SweepPoint(index, coords, point_id(coords), SimulationSpec(**given)))
         return out
 
