@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ._validation import house_message, read_toml
 from .distributions import (
@@ -28,6 +28,8 @@ from .scenarios import SCENARIOS, Scenario, make_scenario, parameters, required_
 
 __all__ = ["SimulationSpec", "load_spec"]
 
+#: S0 of family 'target' unless given (the paper's Fig. 3/6 p(0)).
+TARGET_S0 = 0.1
 #: Fields a p(0) file replaces: giving one beside the file would do nothing.
 P0_FILE_REPLACES = ("vocab", "support", "S0", "family", "zipf_exponent", "dirichlet_alpha",
                     "contexts", "distribution_seed")
@@ -53,11 +55,14 @@ class SimulationSpec(BaseModel):
 
     vocab: int = Field(600, ge=1, le=INDEX_MAX, description="vocabulary size s")
     support: int | None = Field(52, ge=1, le=INDEX_MAX, description="support size s̃ of p(0)")
-    S0: float | None = Field(0.1, gt=0, le=1, description="Σ p_i² of p(0) (family 'target')")
     family: Literal["target", "zipf", "dirichlet", "uniform"] = "target"
+    p0: str | None = Field(None, description="file holding p(0): .npy, .txt, .csv or .json")
+    # After family and p0: its default depends on them (see _target_default).
+    S0: float | None = Field(None, gt=0, le=1, validate_default=True,
+                             description="Σ p_i² of p(0); a parameter of family 'target' "
+                                         f"only (default {TARGET_S0}), None for the others")
     zipf_exponent: float = Field(1.0, ge=0)
     dirichlet_alpha: float = Field(1.0, gt=0)
-    p0: str | None = Field(None, description="file holding p(0): .npy, .txt, .csv or .json")
     contexts: int = Field(1, ge=1, le=INDEX_MAX,
                           description="independent contexts (rows of p(0))")
     distribution_seed: int | None = Field(None, ge=0, description="seed for p(0); default: seed")
@@ -85,6 +90,16 @@ class SimulationSpec(BaseModel):
                             "standard errors always cover every run")
     trajectory_memory_mb: float = Field(TRAJECTORY_MEMORY_MB, gt=0,
                                         description="memory kept trajectories may take (MB)")
+
+    @field_validator("S0")
+    @classmethod
+    def _target_default(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """S0 is TARGET_S0 unless given for family 'target', the one family it describes, and
+        None for the others and for a p(0) file: a stored spec never records an S0 its p(0)
+        does not have as a parameter."""
+        if value is None and info.data.get("family") == "target" and info.data.get("p0") is None:
+            return TARGET_S0
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -153,7 +168,8 @@ class SimulationSpec(BaseModel):
             if not low - 1e-12 <= self.S0 <= 1.0:
                 raise ValueError(house_message(
                     "S0", f"be in [1/support, 1] = [{low:.6g}, 1] for support {self.support}",
-                    self.S0, "simulate"))
+                    self.S0, "simulate").removesuffix(".")
+                    + " (family 'uniform' spreads p(0) evenly over any support).")
             if self.S0 == 1.0 and self.support != 1:
                 raise ValueError("The 'S0' parameter of simulate can be 1 only when 'support' "
                                  "is 1.")

@@ -79,7 +79,7 @@ CASES = [
     (["--temperature", "nan"], "'temperature'"),
     (["--corpus-tokens", "0"], "'corpus_tokens'"),
     (["--max-iters", "0"], "'max_iters'"),
-    (["--max-iters", "50"], "'max_iters'"),  # below the paper preset's 100 warm-up steps
+    (["--preset", "paper", "--max-iters", "50"], "'max_iters'"),  # below its 100 warm-up steps
     (["--stream-length", "0"], "'stream_length'"),
     (["--preset", "huge"], "Preset 'huge'"),
     (["--real", "web"], "'real'"),

@@ -86,7 +86,7 @@ def reference_run(tmp_path_factory, corpus):
     return _run(out, corpus)
 
 
-def test_run_writes_every_generation(reference_run):
+def test_run_writes_every_generation(reference_run, corpus):
     res = reference_run
     assert [g.generation for g in res.generations] == [0, 1, 2, 3]
     assert res.probs.shape == (4, TINY.n_contexts, res.settings["vocab_size"])
@@ -99,6 +99,11 @@ def test_run_writes_every_generation(reference_run):
     state = load_weights(gen_dir(res.out, 2) / "model.pt")
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert (res.out / "result.json").exists()
+    assert (res.out / "run.png").stat().st_size > 10_000
+    samples = (res.out / "samples.txt").read_text(encoding="utf-8")
+    assert "=== generation 1 " in samples and "=== generation 3 " not in samples
+    first = np.load(gen_dir(res.out, 1) / "corpus.npy")[0]
+    assert corpus.tokenizer.decode(first[:50]) in samples  # decoded text, not token ids
 
 
 @pytest.mark.parametrize("stop", [("model", 2), ("corpus", 1), ("model", 0)])

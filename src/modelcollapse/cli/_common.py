@@ -106,6 +106,16 @@ def input_errors() -> Iterator[None]:
         raise click.UsageError(input_error_message(exc)) from None
 
 
+def spec_default(field: str) -> str:
+    """"  [default: …]" for a help text: the default of a :class:`SimulationSpec` field, the
+    one default every verb that takes the field shares."""
+    from ..spec import TARGET_S0, SimulationSpec
+
+    if field == "S0":
+        return f"  [default: {TARGET_S0} for family target]"
+    return f"  [default: {SimulationSpec.model_fields[field].default}]"
+
+
 def echo_json(obj: object) -> None:
     """Machine-readable output on stdout."""
     click.echo(json.dumps(obj, indent=2, allow_nan=False))

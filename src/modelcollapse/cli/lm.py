@@ -31,7 +31,8 @@ def command() -> None:
 @click.option("--K", "K", type=int, help="Window of most-recent.")
 @click.option("--generations", type=int, default=10, show_default=True,
               help="Models trained after p(0).")
-@click.option("--preset", default="paper", show_default=True, help="paper, cpu or tiny.")
+@click.option("--preset", default="auto", show_default=True,
+              help="paper, cpu, tiny, or auto: paper on a CUDA device, cpu otherwise.")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, cuda:N, or auto (cuda when available).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -63,7 +64,10 @@ def run_command(scenario, synthetic_fraction, K, generations, preset, device, ou
     from ..lm.loop import RunDirectoryMismatch
 
     with input_errors():
-        resolved = lm.get_preset(preset, corpus_tokens=corpus_tokens, max_iters=max_iters,
+        from ..lm.presets import preset_for_device
+
+        resolved = lm.get_preset(preset_for_device(preset, device),
+                                 corpus_tokens=corpus_tokens, max_iters=max_iters,
                                  stream_length=stream_length)
         sampling = lm.Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
         request = lm.check_run(scenario, out=out, n_generations=generations, preset=resolved,
@@ -82,6 +86,8 @@ def run_command(scenario, synthetic_fraction, K, generations, preset, device, ou
     summary = result.summary()
     echo_json({
         "out": str(result.out),
+        "figure": str(result.out / "run.png"),
+        "samples": str(result.out / "samples.txt"),
         "scenario": summary["settings"]["scenario"],
         "preset": resolved.name,
         "device": summary["settings"]["device"],

@@ -34,11 +34,16 @@ def _text(runs, fig5_summary: Path | None, seconds: float, report: tuple[Path, P
             for row in cell["comparison"]:
                 z = "∞" if row["z"] is None else f"{row['z']:+.1f}"
                 ours = "—" if row["ours"] is None else f"{row['ours']:.4g}"
-                lines.append(f"    {cell['label']:<28} {row['quantity']:<20} ours {ours:>8}  "
-                             f"paper {row['paper']:g}  z {z}")
+                line = (f"    {cell['label']:<28} {row['quantity']:<20} ours {ours:>8}  "
+                        f"paper {row['paper']:g}  z {z}")
+                if row.get("needs_full_run"):  # quick mode: the horizon, not the model
+                    line += f"  (needs the full run: {row['needs_full_run']})"
+                lines.append(line)
         for v in s["verdict"]:
-            lines.append(f"    {v['tag']} '{v['value']}': "
-                         f"{'agrees with' if v['agrees'] else 'differs from'} the paper")
+            word = ("agrees with" if v["agrees"] else "differs from" if v["agrees"] is False
+                    else "not judged: some numbers need the full run (without --quick) to "
+                         "compare with")
+            lines.append(f"    {v['tag']} '{v['value']}': {word} the paper")
     if fig5_summary is not None:
         lines.append(f"fig5  written to {fig5_summary.parent}")
     lines.append(f"report: {report[0]}, {report[1]}  ({seconds:.1f} s)")
@@ -72,9 +77,10 @@ def _check_fig5_flags(fig5: bool, with_fig5: bool, figures: tuple[str, ...]) -> 
               help="Re-draw figures and report from saved results; simulate nothing.")
 @click.option("--runs", type=int, help="Runs per cell instead of the spec's (paper: 100).")
 @click.option("--with-fig5", is_flag=True, help="With 'all': also the transformer (Fig. 5).")
-@click.option("--preset", type=click.Choice(["cpu", "paper", "tiny"]), default="cpu",
+@click.option("--preset", type=click.Choice(["auto", "cpu", "paper", "tiny"]), default="auto",
               show_default=True, help="Fig. 5 transformer settings.")
-@click.option("--device", default="cpu", show_default=True, help="Fig. 5: cpu or cuda.")
+@click.option("--device", default="auto", show_default=True,
+              help="Fig. 5: cpu, cuda, cuda:N, or auto (cuda when available).")
 @click.option("--corpus", type=click.Path(dir_okay=False), help="Fig. 5: tiny Shakespeare file.")
 @click.option("--download", is_flag=True, help="Fig. 5: download the corpus if not cached.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -111,7 +117,10 @@ def command(figures, quick, out, replot, runs, with_fig5, preset, device, corpus
                 raise ValueError(f"The 'preset' parameter of reproduce does nothing with "
                                  f"--quick, which runs fig5 at preset 'tiny'. Got {preset!r} "
                                  f"instead.")
-            check_figure5(Path(out) / "fig5", preset="tiny" if quick else preset,
+            from ..lm.presets import preset_for_device
+
+            fig5_preset = "tiny" if quick else preset_for_device(preset, device)
+            check_figure5(Path(out) / "fig5", preset=fig5_preset,
                           device=device, corpus=corpus, download=download, where="reproduce")
     done = []
     for spec in specs:
@@ -124,7 +133,7 @@ def command(figures, quick, out, replot, runs, with_fig5, preset, device, corpus
         if replot:
             fail("fig5 cannot be re-plotted without its runs; run it without --replot")
         try:
-            fig5_summary = reproduce_fig5(out, preset="tiny" if quick else preset,
+            fig5_summary = reproduce_fig5(out, preset=fig5_preset,
                                           device=device, corpus=corpus, download=download,
                                           progress=progress)
         except ImportError as exc:

@@ -18,7 +18,7 @@ from ..api import plan, simulate
 from ..engine.plan import REPRESENTATIONS
 from ..engine.recorder import TRAJECTORY_MEMORY_MB
 from ..spec import SimulationSpec, load_spec
-from ._common import echo_json, input_errors
+from ._common import echo_json, input_errors, spec_default
 
 
 def _text_summary(summary: dict) -> str:
@@ -75,27 +75,37 @@ def _simulate_into(out: Path, spec: SimulationSpec, entropy: int, progress, thre
 
 
 @click.command("simulate")
-@click.option("--config", type=click.Path(dir_okay=False), help="TOML spec with the same fields.")
-@click.option("--vocab", type=int, help="Vocabulary size s.")
-@click.option("--support", type=int, help="Support size of p(0).")
-@click.option("--S0", "S0", type=float, help="Σ p_i² of p(0).")
-@click.option("--p0", type=click.Path(dir_okay=False), help="p(0) from .npy/.txt/.csv/.json.")
-@click.option("--family", type=click.Choice(["target", "zipf", "dirichlet", "uniform"]))
-@click.option("--contexts", type=int, help="Independent contexts (Fig. 1 uses 81).")
-@click.option("--scenario", type=str, help="fully-synthetic, partially-synthetic, most-recent, …")
-@click.option("--n", "n", type=int, help="Synthetic samples per generation.")
-@click.option("--N", "N", type=int, help="Real samples per generation.")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="TOML spec with the same fields (example: examples/simulate.toml).")
+@click.option("--vocab", type=int, help="Vocabulary size s." + spec_default("vocab"))
+@click.option("--support", type=int, help="Support size s̃ of p(0)." + spec_default("support"))
+@click.option("--S0", "S0", type=float, help="Σ p_i² of p(0)." + spec_default("S0"))
+@click.option("--p0", type=click.Path(dir_okay=False),
+              help="p(0) from .npy/.txt/.csv/.json (excludes the p(0) flags above).")
+@click.option("--family", type=click.Choice(["target", "zipf", "dirichlet", "uniform"]),
+              help="Family of p(0)." + spec_default("family"))
+@click.option("--contexts", type=int,
+              help="Independent contexts (Fig. 1 uses 81)." + spec_default("contexts"))
+@click.option("--scenario", type=str, help="fully-synthetic, partially-synthetic, most-recent, "
+              "random-pool, accumulate, accumulate-subsample, fresh-real."
+              + spec_default("scenario"))
+@click.option("--n", "n", type=int, help="Synthetic samples per generation." + spec_default("n"))
+@click.option("--N", "N", type=int, help="Real samples per generation (scenarios with real "
+              "data).")
 @click.option("--K", "K", type=int, help="Window size (most-recent).")
-@click.option("--window-split", "window_split", type=click.Choice(["even", "literal"]))
-@click.option("--generations", type=int)
-@click.option("--runs", type=int)
-@click.option("--seed", type=int)
-@click.option("--backend", type=click.Choice(["numpy", "torch"]))
-@click.option("--device", type=str, help="cpu or cuda (torch backend).")
+@click.option("--window-split", "window_split", type=click.Choice(["even", "literal"]),
+              help="How most-recent splits n over its window." + spec_default("window_split"))
+@click.option("--generations", type=int, help="Generations after p(0)."
+              + spec_default("generations"))
+@click.option("--runs", type=int, help="Independent runs." + spec_default("runs"))
+@click.option("--seed", type=int, help="Seed.  [default: fresh entropy, recorded in the result]")
+@click.option("--backend", type=click.Choice(["numpy", "torch"]),
+              help="Engine." + spec_default("backend"))
+@click.option("--device", type=str, help="cpu or cuda (torch backend)." + spec_default("device"))
 @click.option("--representation", type=click.Choice(REPRESENTATIONS),
               help="How a model is held: training tokens or counts (default auto: counts "
                    "when the draws per model are many times the live support).")
-@click.option("--metrics", type=str, help="Comma-separated metrics to record (default all).")
+@click.option("--metrics", type=str, help="Comma-separated metrics to record.  [default: all]")
 @click.option("--trajectories", type=str,
               help="Runs whose every generation is kept: auto (all that fit in "
                    "--trajectory-memory-mb), all, none, or a number k (runs 0 … k−1); with "

@@ -9,12 +9,7 @@ import pydantic
 from .._validation import check_float, check_int
 from ..engine.footprint import check_p0_fits
 from ..spec import SimulationSpec
-from ._common import echo_json, input_error_message, input_errors
-
-
-def _default(field: str) -> str:
-    """The spec's default of a p(0) field, for the help text."""
-    return f"  [default: {SimulationSpec.model_fields[field].default}]"
+from ._common import echo_json, input_error_message, input_errors, spec_default
 
 
 def p0_from_flags(where: str, **fields) -> np.ndarray:
@@ -41,12 +36,12 @@ def p0_from_flags(where: str, **fields) -> np.ndarray:
 def p0_options(command):
     """The p(0) flags, shared by ``theory`` and ``budget`` and named as ``simulate`` names them."""
     for option in reversed((
-        click.option("--vocab", type=int, help="Vocabulary size s." + _default("vocab")),
-        click.option("--support", type=int, help="Support size of p(0)." + _default("support")),
+        click.option("--vocab", type=int, help="Vocabulary size s." + spec_default("vocab")),
+        click.option("--support", type=int, help="Support size of p(0)." + spec_default("support")),
         click.option("--S0", "S0", type=float,
-                     help="Σ p_i² of p(0) (family target)." + _default("S0")),
+                     help="Σ p_i² of p(0) (family target)." + spec_default("S0")),
         click.option("--family", type=click.Choice(["target", "zipf", "dirichlet", "uniform"]),
-                     help="Family of p(0), as for simulate." + _default("family")),
+                     help="Family of p(0), as for simulate." + spec_default("family")),
         click.option("--p0", type=click.Path(dir_okay=False),
                      help="p(0) from .npy/.txt/.csv/.json (excludes the four above)."),
     )):

@@ -28,12 +28,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._validation import check_int
-from .checkpoint import atomic_write, read_json, write_json
+from .checkpoint import read_json, write_json
 from .checks import check_run, request_footprint
 from .data import Corpus
 from .footprint import check_footprints
 from .loop import run
 from .metrics import mean_band
+from .plots import plot_figure5
 from .presets import Preset
 from .result import RunResult, gen_dir, load_run
 from .train import Engine
@@ -47,9 +48,6 @@ FIG5_SCENARIOS: tuple[tuple[str, str, str, float | None], ...] = (
     ("synthetic 50% - real 50%", "synthetic-50", "partially-synthetic", 0.5),
     ("synthetic 20% - real 80%", "synthetic-20", "partially-synthetic", 0.2),
 )
-_STYLE = {0: ("tab:red", "-"), 1: ("tab:orange", "--"), 2: ("tab:green", ":")}
-
-
 @dataclass
 class Figure5Result:
     """Paths written and the numbers of ``fig5.json``."""
@@ -255,51 +253,3 @@ def _time_breakdown(runs: dict[str, list[RunResult]], n_generations: int) -> dic
                         totals["samplings"] += 1
     return totals
 
-
-def plot_figure5(runs: dict[str, list[RunResult]], path: str | Path) -> Path:
-    """Fig. 5: L1 deviation with its band, then a validation-loss panel per scenario."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    labels = list(runs)
-    fig = Figure(figsize=(4.2 * (1 + len(labels)), 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 1 + len(labels))
-    ax = axes[0]
-    for i, label in enumerate(labels):
-        l1 = np.stack([r.l1_to_first for r in runs[label]])  # (seeds, M + 1, contexts)
-        gens = np.arange(2, l1.shape[1])  # ‖p(1) − p(1)‖₁ = 0: start at m = 2
-        bands = [mean_band(l1[:, m]) for m in gens]
-        color, style = _STYLE.get(i, (None, "-"))
-        ax.plot(gens, [b["mean"] for b in bands], style, color=color, label=label)
-        ax.fill_between(gens, [b["lo"] for b in bands], [b["hi"] for b in bands],
-                        color=color, alpha=0.2, linewidth=0)
-    ax.set_xlabel("generation m")
-    ax.set_ylabel(r"$\|p^{(m)} - p^{(1)}\|_1$")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8)
-    finals = [g.final_val_loss for label in labels for g in runs[label][0].generations]
-    for ax, label in zip(axes[1:], labels, strict=True):
-        gens = runs[label][0].generations
-        cmap = _colormap(len(gens))
-        # Fig. 5's range: from just under the best final loss to ~1.2 nats above it.
-        ax.set_ylim(min(finals) - 0.05, min(finals) + 1.2)
-        for g in gens:
-            if g.generation == 0:
-                ax.plot(g.iters, g.val_loss, "k--", linewidth=1, label="p(0)")
-            else:
-                ax.plot(g.iters, g.val_loss, color=cmap(g.generation),
-                        label=f"Gen {g.generation}")
-        ax.set_xscale("log")
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("val loss")
-        ax.set_title(label)
-        ax.legend(fontsize=6, ncol=2)
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=150))
-
-
-def _colormap(n: int):
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    return lambda m: cmap((m - 1) / max(1, n - 2))

@@ -56,6 +56,7 @@ from .plan import (
     make_lm_scenario,
     stream_unit,
 )
+from .plots import plot_run, write_samples
 from .presets import Preset
 from .result import RunResult, gen_dir, load_run
 from .train import Engine, WindowSampler, validation_windows
@@ -217,6 +218,8 @@ class _Loop:
                 self._free_memory(m)
         result = load_run(self.out, self.M)
         write_json(self.out / "result.json", result.summary())
+        plot_run(result, self.out / "run.png")
+        write_samples(result, self.corpus.tokenizer, self.out / "samples.txt")
         return result
 
     def _event(self, stage: str, m: int) -> None:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from .._validation import check_float, check_int
 from .gpt import GPTConfig
 
-__all__ = ["CPU", "PAPER", "PRESETS", "TINY", "Preset", "get_preset"]
+__all__ = ["AUTO", "CPU", "PAPER", "PRESETS", "TINY", "Preset", "get_preset", "preset_for_device"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,22 @@ TINY = Preset(
 
 #: Registry: preset name -> preset. Strings resolve here and nowhere else.
 PRESETS: dict[str, Preset] = {p.name: p for p in (PAPER, CPU, TINY)}
+
+
+#: The preset name that picks by device: :data:`PAPER` on a CUDA device, :data:`CPU` on a CPU
+#: (the paper's model trains for hours there).
+AUTO = "auto"
+
+
+def preset_for_device(preset: str, device: str) -> str:
+    """``preset``, with :data:`AUTO` resolved for ``device`` ("cpu", "cuda[:i]" or "auto")."""
+    if preset != AUTO:
+        return preset
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return PAPER.name if str(device).startswith("cuda") else CPU.name
 
 
 def get_preset(preset: str | Preset, **changes) -> Preset:

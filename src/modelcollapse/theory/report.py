@@ -167,51 +167,68 @@ def theory_report(p0: object, *, n: int, N: int | None = None, m: int | None = N
     return out
 
 
-_LABELS = (
-    ("S0", "S0 = Σ p_i² of p(0)"),
-    ("collapse_time_lower_eq8", "E[T] lower bound (eq. 8)"),
-    ("collapse_time_upper_eq8", "E[T] upper bound (eq. 8)"),
-    ("collapse_time_exact_mean", "E[T] exact (lineage chain)"),
-    ("collapse_time_exact_sd", "sd(T) exact"),
-    ("collapse_time_littler", "E[T] diffusion (Littler)"),
-    ("collapse_time_prediction", "E[T] corrected diffusion"),
-    ("collapse_time_sd_prediction", "sd(T) corrected diffusion"),
-    ("sigma_eq9", "S_m partially synthetic (eq. 9)"),
-    ("l2sq_deviation_exact", "E‖p(m)−p(1)‖₂² exact"),
-    ("l1_deviation_prediction", "E‖p(m)−p(1)‖₁ prediction"),
-    ("l1_deviation_method", "  method"),
-    ("l1_deviation_jensen_upper", "E‖p(m)−p(1)‖₁ upper bound (Jensen)"),
-    ("G_regime_eq10", "case of eq. 10"),
-    ("log_G_eq10", "ln G_n(s) (eq. 10)"),
-    ("log_theorem3_bound", "ln Theorem 3 bound"),
-    ("expected_lambda1", "E[λ1] (Monte Carlo, exact λ per draw)"),
-    ("zeta", "ζ (Theorem 4)"),
-    ("log_theorem4_bound", "ln Theorem 4 bound"),
-    ("pi_p_eq12", "π_p of p(0) (eq. 12)"),
-    ("pi_p_exact", "  exact"),
-    ("phi_of_pi_p", "φ(π_p)"),
-    ("log_lemma1_bound", "ln Lemma 1 bound on P(‖p̂−p‖₁ ≥ ε)"),
-    ("log_weissman_bound", "ln Weissman bound on P(‖p̂−p‖₁ ≥ ε)"),
-    ("eq11_max_n", "eq. 11 right-hand side"),
-    ("largest_safe_n_theorem3", "largest n from Theorem 3"),
+#: The rows of the printed report, in sections: (title, ((key, label), …)).
+_SECTIONS = (
+    ("p(0)", (("S0", "S0 = Σ p_i² of p(0)"),
+              ("pi_p_eq12", "π_p of p(0) (eq. 12)"),
+              ("pi_p_exact", "  exact"),
+              ("phi_of_pi_p", "φ(π_p)"))),
+    ("fully synthetic loop: n samples of model m − 1 per generation (Theorem 1)", (
+        ("collapse_time_lower_eq8", "E[T] lower bound (eq. 8)"),
+        ("collapse_time_upper_eq8", "E[T] upper bound (eq. 8)"),
+        ("collapse_time_exact_mean", "E[T] exact (lineage chain)"),
+        ("collapse_time_exact_sd", "sd(T) exact"),
+        ("collapse_time_littler", "E[T] diffusion (Littler)"),
+        ("collapse_time_prediction", "E[T] corrected diffusion"),
+        ("collapse_time_sd_prediction", "sd(T) corrected diffusion"))),
+    ("partially synthetic loop: N real + n synthetic samples per generation "
+     "(Theorems 2-4)", (
+        ("sigma_eq9", "S_m (eq. 9)"),
+        ("l2sq_deviation_exact", "E‖p(m)−p(1)‖₂² exact"),
+        ("l1_deviation_prediction", "E‖p(m)−p(1)‖₁ prediction"),
+        ("l1_deviation_method", "  method"),
+        ("l1_deviation_jensen_upper", "E‖p(m)−p(1)‖₁ upper bound (Jensen)"),
+        ("G_regime_eq10", "case of eq. 10"),
+        ("log_G_eq10", "ln G_n(s) (eq. 10)"),
+        ("log_theorem3_bound", "ln Theorem 3 bound"),
+        ("expected_lambda1", "E[λ1] (Monte Carlo, exact λ per draw)"),
+        ("zeta", "ζ (Theorem 4)"),
+        ("log_theorem4_bound", "ln Theorem 4 bound"))),
+    ("with ε", (
+        ("log_lemma1_bound", "ln Lemma 1 bound on P(‖p̂−p‖₁ ≥ ε)"),
+        ("log_weissman_bound", "ln Weissman bound on P(‖p̂−p‖₁ ≥ ε)"),
+        ("eq11_max_n", "eq. 11 right-hand side"),
+        ("largest_safe_n_theorem3", "largest n from Theorem 3"))),
 )
 
 
 def format_theory_report(report: dict) -> str:
-    """The table ``modelcollapse theory`` prints for a ``theory_report`` dict."""
+    """The table ``modelcollapse theory`` prints for a ``theory_report`` dict: one section
+    per loop, so that no quantity sits under another loop's heading."""
     head = (f"p(0): vocab {report['vocab']}, support {report['support']}; n = {report['n']}"
             + (f", N = {report['N']}" if report["N"] is not None else "")
             + (f", m = {report['generations']}" if report["generations"] is not None
-               else ", m → ∞ (partial)" if report["N"] is not None else ""))
+               else ", partially synthetic quantities at m → ∞" if report["N"] is not None
+               else ""))
     lines = [head]
-    for key, label in _LABELS:
-        if key in report and report[key] is not None:
-            value = report[key]
-            text = f"{value:.6g}" if isinstance(value, float) else str(value)
-            lines.append(f"  {label:<40} {text}")
-    rho = report["collapse_prob"]
+    for title, rows in _SECTIONS:
+        body = [f"  {label:<40} {_text(report[key])}" for key, label in rows
+                if report.get(key) is not None]
+        if title.startswith("fully"):
+            body += _collapse_quantiles(report["collapse_prob"])
+        if body:
+            lines += [title, *body]
+    return "\n".join(lines)
+
+
+def _text(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _collapse_quantiles(rho: list) -> list[str]:
+    out = []
     for q in (0.5, 0.9, 0.99):
         hit = next((i for i, r in enumerate(rho) if r is not None and r >= q), None)
         if hit is not None:
-            lines.append(f"  {'first m with ρ_m ≥ ' + str(q) + ' (exact)':<40} {hit}")
-    return "\n".join(lines)
+            out.append(f"  {'first m with ρ_m ≥ ' + str(q) + ' (exact)':<40} {hit}")
+    return out
