@@ -145,6 +145,54 @@ class Result:
                                               np.maximum(total, 1)), np.nan)
         return pooled, se
 
+    def to_dataframe(self, *, per_run: bool = False):
+        """The result as a tidy :class:`pandas.DataFrame`.
+
+        Default: the per-generation statistics, one row per context and generation (context
+        by context, generations 0 … G in order), with columns ``generation``, ``context``,
+        ``<metric>_mean`` and ``<metric>_se`` for every recorded metric (mean over the runs of
+        that context and its standard error sd / √count, NaN where fewer than two runs were
+        measured: the numbers of ``Result.mean(metric, context=c)``), and ``count``, the runs
+        measured. ``sigma_mean`` estimates S_m = E‖p(m)‖₂² (eq. 6, eq. 9) and
+        ``collapsed_mean`` the fraction of runs collapsed by m, ρ_m (eq. 7). These are the
+        columns of a sweep's ``generations`` table; to pool several contexts use
+        :meth:`mean`.
+
+        ``per_run=True``: the per-run outcomes instead, one row per run and context (run by
+        run), with columns ``run``, ``context``, ``collapse_time`` (T, NaN when censored),
+        ``collapse_censored``, ``absorption_time`` (NaN when censored), ``absorption_censored``,
+        ``absorbed_token`` (vocabulary id, −1 when not absorbed) and ``<metric>_final``, every
+        recorded metric at the last generation G.
+        """
+        import pandas as pd
+
+        ds = self.data
+        if per_run:
+            names = ["collapse_time", "collapse_censored", "absorption_time",
+                     "absorption_censored", "absorbed_token",
+                     *(f"{name}_final" for name in self.metrics)]
+            runs, contexts = ds.sizes["run"], ds.sizes["context"]
+            columns = {"run": np.repeat(ds["run"].values.astype(np.int64), contexts),
+                       "context": np.tile(ds["context"].values.astype(np.int64), runs)}
+            for name in names:  # each (run, context), run-major as the columns above
+                columns[name] = ds[name].transpose("run", "context").values.reshape(-1)
+            return pd.DataFrame(columns)
+        count = ds["count"].transpose("context", "generation").values.astype(np.int64)
+        contexts, generations = count.shape
+        # int64 whatever the store: NetCDF 3 reads int64 coordinates back as int32.
+        columns = {"generation": np.tile(ds["generation"].values.astype(np.int64), contexts),
+                   "context": np.repeat(ds["context"].values.astype(np.int64), generations)}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name in self.metrics:
+                mean = ds[f"{name}_mean"].transpose("context", "generation").values
+                m2 = ds[f"{name}_m2"].transpose("context", "generation").values
+                se = np.where(count > 1, np.sqrt(m2 / np.maximum(count - 1, 1) /
+                                                 np.maximum(count, 1)), np.nan)
+                columns[f"{name}_mean"] = mean.reshape(-1)
+                columns[f"{name}_se"] = se.reshape(-1)
+        columns["count"] = count.reshape(-1)
+        return pd.DataFrame(columns)
+
     def summary(self) -> dict:
         """The machine-readable summary printed by ``modelcollapse simulate --format json``."""
         ds = self.data
