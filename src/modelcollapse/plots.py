@@ -16,14 +16,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ._files import atomic_write
 from .results import Result
 
 __all__ = [
+    "COLUMN_LABELS",
     "METRIC_LABELS",
+    "MIN_SHOWN_PROBABILITY",
+    "column_label",
     "plot_collapse_histogram",
     "plot_distribution",
+    "plot_relative_difference",
     "plot_runs",
     "save_figure",
     "simulation_figure",
@@ -37,8 +42,54 @@ METRIC_LABELS = {
     "entropy": "entropy (nats)",
     "support": "support size",
 }
+#: Axis labels of sweep table columns (spec fields and per-point statistics), for plots over
+#: a sweep's axes. Names not listed are labelled as they are.
+COLUMN_LABELS = {
+    "n": "synthetic sample size n",
+    "N": "real corpus size N",
+    "K": "window K (most recent models)",
+    "S0": r"$S_0 = \|p^{(0)}\|_2^2$",
+    "support": "support size s̃ of p(0)",
+    "vocab": "vocabulary size s",
+    "contexts": "contexts",
+    "runs": "runs",
+    "generations": "generations",
+    "generation": "generation m",
+    "temperature": "sampling temperature",
+    "collapsed_fraction": "fraction of runs collapsed",
+    "absorbed_fraction": "fraction of runs absorbed",
+    "collapsed_runs": "runs collapsed",
+    "absorbed_runs": "runs absorbed",
+    "censored_runs": "runs not collapsed (censored)",
+    "elapsed_s": "wall time (s)",
+    "cpu_s": "CPU time (s)",
+}
+_TIME_LABELS = {"collapse_time": "collapse time T", "absorption_time": "absorption time"}
+_STAT_LABELS = {"mean": "mean over collapsed runs", "se": "standard error", "median": "median",
+                "q10": "10% quantile", "q90": "90% quantile"}
+#: Tokens of p(0) less likely than this are left out of its bar plot (counted in a note):
+#: no experiment here draws enough samples to meet one, and they stretch a log axis to 1e-50.
+MIN_SHOWN_PROBABILITY = 1e-6
+
+
+def column_label(name: str) -> str:
+    """The axis label of a metric or a sweep column (``"collapse_time_median"`` ->
+    ``"collapse time T, median"``); the name itself when it has none."""
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    if name in COLUMN_LABELS:
+        return COLUMN_LABELS[name]
+    base, _, stat = name.rpartition("_")
+    if base in METRIC_LABELS and stat in ("mean", "se"):
+        return METRIC_LABELS[base] + ("" if stat == "mean" else ", standard error")
+    if base in _TIME_LABELS and stat in _STAT_LABELS:
+        return f"{_TIME_LABELS[base]}, {_STAT_LABELS[stat]}"
+    return name
+
+
 RUN_COLOR, MEAN_COLOR, THEORY_COLOR = "#e6b422", "#c0392b", "#1f4e9c"
 PAPER_COLOR, BOUND_COLOR, HIST_COLOR = "#555555", "#d62728", "#7fb069"
+DIFFUSION_COLOR = "#2ca02c"
 
 
 @dataclass(frozen=True)
@@ -73,9 +124,9 @@ def plot_runs(ax, result: Result, metric: str, *, context: int = 0, max_runs: in
     mean, se = result.mean(metric, context=context)
     ax.plot(generations[start:], mean[start:], color=MEAN_COLOR, lw=2, label="mean over runs")
     ax.fill_between(generations[start:], (mean - 2 * se)[start:], (mean + 2 * se)[start:],
-                    color=MEAN_COLOR, alpha=0.2, lw=0)
+                    color=MEAN_COLOR, alpha=0.2, lw=0, label="±2 se")
     if theory is not None:
-        theory = np.asarray(theory)
+        theory = np.asarray(theory, dtype=np.float64)
         ax.plot(generations[start: len(theory)], theory[start:], ls="--", color=THEORY_COLOR,
                 lw=1.6, label=theory_label)
     ax.set_xlabel("generation m")
@@ -114,6 +165,15 @@ def plot_collapse_histogram(ax, result: Result, *, variable: str = "collapse_tim
                    label=f"{reference_label} = {reference:g}")
     if done.size or theory_pmf is not None or reference is not None:
         ax.legend(frameon=False, fontsize=8)
+    if not done.size:
+        # An empty panel reads as a drawing failure: say what the data are.
+        ax.text(0.5, 0.5, f"no run collapsed\nwithin {result.n_generations} generations\n"
+                f"({censored} of {times.size} censored)", transform=ax.transAxes, ha="center",
+                va="center", fontsize=9, color=PAPER_COLOR)
+        ax.set_ylim(0, 1)
+    # Counts of runs and generations are whole numbers: no tick at 0.5.
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, top + 0.5)
     ax.set_xlabel("T (generation of total collapse)" if variable == "collapse_time"
                   else "absorption time")
@@ -121,14 +181,32 @@ def plot_collapse_histogram(ax, result: Result, *, variable: str = "collapse_tim
     ax.set_title(f"{done.size} collapsed, {censored} censored", fontsize=9)
 
 
-def plot_distribution(ax, p: np.ndarray, *, title: str | None = None) -> None:
-    """Bar plot of a distribution over tokens on a log axis (paper Figs. 2 and 4, top row)."""
-    tokens = np.flatnonzero(p > 0)
+def plot_distribution(ax, p: np.ndarray, *, title: str | None = None,
+                      min_probability: float = MIN_SHOWN_PROBABILITY) -> None:
+    """Bar plot of a distribution over tokens on a log axis (paper Figs. 2 and 4, top row).
+
+    Tokens below ``min_probability`` are left out (the axis starts just below the smallest
+    token shown) and counted in a note, with the effective support exp(H) (entropy H in
+    nats): a p(0) with s̃ = 16 tokens whose mass sits on two reads as such.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    positive = np.flatnonzero(p > 0)
+    tokens = positive[p[positive] >= min_probability]
+    if tokens.size == 0:  # every token tiny (a huge vocabulary): show the largest ones
+        tokens = positive
     # One line collection, not a patch per token: hundreds of bars cost seconds to draw.
     ax.set_yscale("log")
     floor = p[tokens].min() / 2
     ax.vlines(tokens, floor, p[tokens], color="#2e8b57", lw=max(0.6, 300 / max(p.size, 1)))
-    ax.set_ylim(floor, None)
+    ax.set_ylim(floor, min(1.5, 2 * p.max()))
+    hidden = positive.size - tokens.size
+    q = p[positive]
+    effective = float(np.exp(-np.sum(q * np.log(q))))
+    note = f"{positive.size} tokens, exp(H) = {effective:.3g}"
+    if hidden:
+        note += f"\n{hidden} below {min_probability:g} not shown"
+    ax.text(0.98, 0.97, note, transform=ax.transAxes, ha="right", va="top", fontsize=7,
+            color=PAPER_COLOR, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5})
     ax.set_xlim(0, p.size)
     ax.set_xlabel("token i")
     ax.set_ylabel("$p_i$")
@@ -186,6 +264,24 @@ def plot_collapse_time_vs_n(ax, n: np.ndarray, mean: np.ndarray, se: np.ndarray,
     ax.legend(frameon=False, fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def plot_relative_difference(ax, n: np.ndarray, relative: np.ndarray,
+                             relative_se: np.ndarray, *, curves: Sequence[Curve] = (),
+                             reference: str = "exact E[T]") -> None:
+    """Relative difference to a reference curve over n, in percent (paper Fig. 2, added row):
+    simulated means as crosses with ±2 se bars, theory curves, and zero (the reference).
+    Arrays (len(n),); curve ``y`` values are fractions, drawn ×100."""
+    ax.axhline(0.0, color=THEORY_COLOR, lw=1.2, ls="--", label=reference)
+    ax.errorbar(n, 100 * np.asarray(relative), yerr=200 * np.asarray(relative_se), fmt="x",
+                color=THEORY_COLOR, ms=6, mew=1.4, capsize=2, lw=1, label="mean T over runs")
+    for curve in curves:
+        ax.plot(curve.x, 100 * np.asarray(curve.y), ls=curve.style, color=curve.color, lw=1.8,
+                label=curve.label)
+    ax.set_xlim(0, None)
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel(f"relative to {reference} (%)")
+    ax.legend(frameon=False, fontsize=7)
 
 
 def simulation_figure(result: Result, path: str | Path, *,

@@ -24,6 +24,7 @@ from .results import provenance
 __all__ = [
     "Section",
     "build_sections",
+    "censored_warning",
     "collect_summaries",
     "format_number",
     "format_value",
@@ -66,6 +67,41 @@ def format_value(numbers: dict, name: str) -> str:
     return text
 
 
+#: Means over the runs that collapsed (absorbed) -> the count of runs that did not: such a
+#: mean is biased low when some runs are censored, and the report says so beside it.
+CENSORED_MEANS = {"T_mean": "censored_runs", "T_sd": "censored_runs",
+                  "absorption_mean": "absorption_censored"}
+#: Marks a mean over runs with censoring (explained under its table).
+CENSORED_MARK = "⚠"
+#: The 'agrees' column of a number only the full run can judge (quick mode).
+NEEDS_FULL_RUN = "needs full run"
+
+
+def censored_warning(numbers: dict, name: str) -> str | None:
+    """The warning a mean over the uncensored runs needs, or None (no run censored, or no
+    mean at all)."""
+    count = CENSORED_MEANS.get(name)
+    censored = numbers.get(count) if count else None
+    if not censored or numbers.get(name) is None:
+        return None
+    runs = numbers.get("runs")
+    what = "collapsed" if count == "censored_runs" else "were absorbed"
+    kept = f"the {runs - censored} runs that {what}" if runs else f"the runs that {what}"
+    return (f"{quantity_label(name)} is over {kept}; {censored}"
+            f"{f' of {runs}' if runs else ''} censored at the horizon, so it is biased low "
+            f"beside any prediction of the full mean")
+
+
+def _marked_value(numbers: dict, name: str) -> str:
+    """:func:`format_value`, marked when the value is a mean over runs with censoring."""
+    text = format_value(numbers, name)
+    return f"{text} {CENSORED_MARK}" if censored_warning(numbers, name) else text
+
+
+def _agrees(row: dict) -> str:
+    return NEEDS_FULL_RUN if row["agrees"] is None else "yes" if row["agrees"] else "no"
+
+
 def _format_z(z: float | None) -> str:
     return "∞" if z is None or math.isinf(z) else f"{z:+.1f}"
 
@@ -90,6 +126,11 @@ class Section:
     checks: list[str] = field(default_factory=list)
     notes: str = ""
     seconds: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return self.figure
 
 
 def collect_summaries(out: str | Path) -> list[dict]:
@@ -174,9 +215,14 @@ def _verdict_lines(summary: dict) -> list[str]:
     agreeing = []
     for v in summary.get("verdict", []):
         z = "∞" if v["max_abs_z"] is None else f"{v['max_abs_z']:.1f}"
+        count = f"{len(v['quantities'])} stated number{'s' * (len(v['quantities']) > 1)}"
+        if v["agrees"] is None:  # quick mode: the horizon decides, not the model
+            lines.append(f"{v['tag']} '{v['value']}': not judged in quick mode: some of its "
+                         f"{count} need the full horizon (run without --quick)")
+            continue
         word = "agrees with" if v["agrees"] else "does not agree with"
         lines.append(f"{v['tag']} '{v['value']}': {word} the paper (largest |z| = {z} over "
-                     f"{len(v['quantities'])} stated number{'s' * (len(v['quantities']) > 1)})")
+                     f"{count})")
         if v["agrees"]:
             agreeing.append(v["value"])
     if len(agreeing) == 1 and len(summary.get("verdict", [])) > 1:
@@ -191,16 +237,23 @@ def build_sections(summaries: list[dict]) -> list[Section]:
     for s in summaries:
         header = ["cell", *(quantity_label(q) + KIND_SUFFIX[quantity_kind(q)]
                             for q in s["report"])]
-        rows = [[c["label"], *(format_value(c["numbers"], q) for q in s["report"])]
+        rows = [[c["label"], *(_marked_value(c["numbers"], q) for q in s["report"])]
                 for c in s["cells"]]
         comparison = [[c["label"], quantity_label(r["quantity"]), format_number(r["paper"]),
-                       format_value(c["numbers"], r["quantity"]), _format_z(r["z"]),
-                       "yes" if r["agrees"] else "no"]
+                       _marked_value(c["numbers"], r["quantity"]), _format_z(r["z"]),
+                       _agrees(r)]
                       for c in s["cells"] for r in c["comparison"]]
+        shown = [*s["report"], *(r["quantity"] for c in s["cells"] for r in c["comparison"])]
+        warnings = list(dict.fromkeys(
+            f"{CENSORED_MARK} {c['label']}: {why}" for c in s["cells"]
+            for q in dict.fromkeys(shown) if (why := censored_warning(c["numbers"], q))))
+        warnings += [f"{c['label']}, {quantity_label(r['quantity'])}: needs the full run "
+                     f"({r['needs_full_run']})"
+                     for c in s["cells"] for r in c["comparison"] if r.get("needs_full_run")]
         images = [f"{s['figure']}/{f}" for f in s["files"] if f.endswith(".png")]
         sections.append(Section(s["figure"], s["title"], s["paper"], s["mode"], images, header,
                                 rows, comparison, _verdict_lines(s), _theory_checks(s),
-                                s.get("notes", ""), s.get("seconds", {})))
+                                s.get("notes", ""), s.get("seconds", {}), warnings))
     return sections
 
 
@@ -213,12 +266,24 @@ INTRO = ("<em>How Bad is Training on Synthetic Data? A Statistical Analysis of L
          "se_paper the one the paper's number carries from its own runs (100 in its figures), "
          "estimated from our spread.")
 COMPARISON_HEADER = ["cell", "quantity", "paper", "ours", "z", "agrees"]
+#: Columns of text (left-aligned); every other column holds numbers (right-aligned).
+TEXT_COLUMNS = {"rows": (0,), "comparison": (0, 1, 5), "all_comparison": (0, 1, 2, 6)}
+COMPARISON_ID = "paper-numbers"
+COMPARISON_TITLE = "The paper's numbers against ours"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def _md_table(header: list[str], rows: list[list[str]], text: tuple[int, ...] = (0,)
+              ) -> list[str]:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
+    align = [":---" if i in text else "---:" for i in range(len(header))]
+    return [line(header), "| " + " | ".join(align) + " |", *(line(r) for r in rows)]
+
+
+def _contents(sections: list[Section], with_comparison: bool) -> list[tuple[str, str]]:
+    """(anchor, title) of every part of the report, in order."""
+    entries = [(COMPARISON_ID, COMPARISON_TITLE)] if with_comparison else []
+    return entries + [(s.anchor, f"{s.figure}: {s.title}") for s in sections]
 
 
 def _meta() -> dict:
@@ -232,18 +297,28 @@ def render_markdown(sections: list[Section]) -> str:
              INTRO.format(z=f"{Z_AGREE:g}").replace("<em>", "*").replace("</em>", "*")
              .replace("<code>", "`").replace("</code>", "`"), ""]
     rows = [[s.figure, *r] for s in sections for r in s.comparison]
+    lines += ["## Contents", "", *(f"- [{title}](#{anchor})"
+                                   for anchor, title in _contents(sections, bool(rows))), ""]
     if rows:
-        lines += ["## The paper's numbers against ours", "",
-                  *_md_table(["figure", *COMPARISON_HEADER], rows), ""]
+        lines += [f'<a id="{COMPARISON_ID}"></a>', "", f"## {COMPARISON_TITLE}", "",
+                  *_md_table(["figure", *COMPARISON_HEADER], rows,
+                             TEXT_COLUMNS["all_comparison"]), ""]
+        if any(s.warnings for s in sections):
+            lines += [f"{CENSORED_MARK}: a mean over the runs that collapsed, with some runs "
+                      f"censored (see the figure's section).", ""]
     for s in sections:
-        lines += [f"## {s.figure}: {s.title}", "", f"Paper: {s.paper}. Mode: {s.mode}.", ""]
+        lines += [f'<a id="{s.anchor}"></a>', "", f"## {s.figure}: {s.title}", "",
+                  f"Paper: {s.paper}. Mode: {s.mode}.", ""]
         if s.mode == "quick":
             lines += ["**Quick mode**: fewer runs and generations than the paper; the numbers "
                       "test the pipeline, they are not a reproduction.", ""]
         lines += [f"![{s.figure}]({img})" for img in s.images] + [""]
-        lines += [*_md_table(s.header, s.rows), ""]
+        lines += [*_md_table(s.header, s.rows, TEXT_COLUMNS["rows"]), ""]
         if s.comparison:
-            lines += ["Against the paper:", "", *_md_table(COMPARISON_HEADER, s.comparison), ""]
+            lines += ["Against the paper:", "", *_md_table(COMPARISON_HEADER, s.comparison,
+                                                           TEXT_COLUMNS["comparison"]), ""]
+        if s.warnings:
+            lines += [f"- **{line}**" for line in s.warnings] + [""]
         lines += [f"- {line}" for line in [*s.verdict, *s.checks]]
         if s.verdict or s.checks:
             lines.append("")
@@ -266,7 +341,9 @@ def render_html(sections: list[Section], out: str | Path) -> str:
     return env.get_template("report.html.j2").render(
         sections=sections, images=images, comparison_rows=rows,
         comparison_header=["figure", *COMPARISON_HEADER], meta=_meta(),
-        intro=INTRO.format(z=f"{Z_AGREE:g}"))
+        intro=INTRO.format(z=f"{Z_AGREE:g}"), contents=_contents(sections, bool(rows)),
+        comparison_id=COMPARISON_ID, comparison_title=COMPARISON_TITLE,
+        text_columns=TEXT_COLUMNS, mark=CENSORED_MARK)
 
 
 def write_report(out: str | Path) -> tuple[Path, Path]:

@@ -97,9 +97,11 @@ def query(out, sql, fmt) -> None:
 @click.option("--where", help="One SQL condition fixing the other axes, e.g. \"K = 2\".")
 @click.option("--logx", is_flag=True, help="Logarithmic horizontal axis (lines).")
 @click.option("--logy", is_flag=True, help="Logarithmic vertical axis (lines).")
+@click.option("--xlim", nargs=2, type=float, metavar="LOW HIGH",
+              help="Horizontal range of a line plot, e.g. --xlim 0 100 (generations).")
 @click.option("--output", type=click.Path(dir_okay=False),
               help="PNG to write (default: OUT/plot_<metric>_<x>[_<y or hue>].png).")
-def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
+def plot(out, metric, x, y, hue, generation, where, logx, logy, xlim, output) -> None:
     """Draw METRIC over one axis (lines, one per --hue value) or two (--y: a heatmap).
 
     METRIC is a column of `points` (collapse_time_median, collapsed_fraction, …) or a
@@ -108,6 +110,11 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
     """
     if y is not None and hue is not None:
         fail("'--y' and '--hue' conflict: a heatmap has no hue")
+    if xlim and y is not None:
+        fail("'--xlim' and '--y' conflict: a heatmap shows every value of its axes")
+    if xlim and not xlim[0] < xlim[1]:
+        fail(f"The 'xlim' parameter of results plot must be LOW HIGH with LOW < HIGH. "
+             f"Got {xlim[0]:g} {xlim[1]:g} instead.")
     path = Path(output) if output else Path(out) / f"plot_{metric}_{x}" \
         f"{'_' + (y or hue) if (y or hue) else ''}.png"
     with input_errors():
@@ -132,9 +139,9 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
 
     import matplotlib.pyplot as plt
 
-    from ..plots import METRIC_LABELS, save_figure
+    from ..plots import column_label, save_figure
 
-    label = METRIC_LABELS.get(value.removesuffix("_mean"), value)
+    label = column_label(value)
     if generation is not None and source == "generations":
         label = f"{label} at generation {generation}"
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
@@ -146,6 +153,8 @@ def plot(out, metric, x, y, hue, generation, where, logx, logy, output) -> None:
         _lines(ax, df, x, hue, value, se, label)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
+        if xlim:
+            ax.set_xlim(*xlim)
     if notes:
         ax.set_title("; ".join(notes), fontsize=8)
     fig.tight_layout()
@@ -200,6 +209,8 @@ def _check_other_axes(out: str, df, used: set) -> None:
 
 
 def _lines(ax, df, x: str, hue: str | None, value: str, se: str | None, label: str) -> None:
+    from ..plots import column_label
+
     groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=True))
     for key, part in groups:
         part = part.sort_values(x)
@@ -210,10 +221,11 @@ def _lines(ax, df, x: str, hue: str | None, value: str, se: str | None, label: s
         if se is not None:
             band = 2 * part[se].to_numpy(float)
             ax.fill_between(xs, ys - band, ys + band, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("generation m" if x == "generation" else x)
+    ax.set_xlabel(column_label(x))
     ax.set_ylabel(label)
     if hue is not None:
-        ax.legend(frameon=False, fontsize=7, ncol=2 if len(groups) > 6 else 1)
+        ax.legend(frameon=False, fontsize=7, ncol=2 if len(groups) > 6 else 1,
+                  title=column_label(hue), title_fontsize=7)
 
 
 def _heatmap(ax, fig, df, x: str, y: str, value: str, label: str) -> bool:
@@ -228,8 +240,10 @@ def _heatmap(ax, fig, df, x: str, y: str, value: str, label: str) -> bool:
     ax.set_xticks(range(len(table.columns)), [_tick(v) for v in table.columns], rotation=45,
                   fontsize=7)
     ax.set_yticks(range(len(table.index)), [_tick(v) for v in table.index], fontsize=7)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    from ..plots import column_label
+
+    ax.set_xlabel(column_label(x))
+    ax.set_ylabel(column_label(y))
     fig.colorbar(image, ax=ax, label=label)
     return bool(np.ma.count_masked(grid))
 

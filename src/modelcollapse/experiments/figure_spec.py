@@ -80,6 +80,7 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "S_eq9_final": ("theory", "S_m of eq. 9, last generation"),
     "S_eq6@": ("theory", "S_m of eq. 6, m = {m}"),
     "S_exact_final": ("theory", "exact S_m, last generation"),
+    "l1_first_exact_final": ("theory", "exact E‖p(m) − p(1)‖₁, last generation"),
     "S_exact_plateau": ("theory", "exact S_m, second half"),
     "absorption_predicted": ("approximation", "predicted absorption time"),
     "dirac_fraction_exact@": ("theory", "exact P(Dirac), m = {m}"),
@@ -203,7 +204,9 @@ class FigureFile(_Strict):
 @dataclass(frozen=True)
 class Cell:
     """One simulation of a figure: its key (file name), label, resolved spec (seed included),
-    the numbers the paper states for it, the theory to compute, and tags for the layout."""
+    the numbers the paper states for it, the theory to compute, and tags for the layout.
+    ``full_generations``: the cell's horizon in the full run (its spec's in quick mode may be
+    shorter; None when unknown)."""
 
     key: str
     label: str
@@ -211,6 +214,7 @@ class Cell:
     paper: dict[str, float] = field(default_factory=dict)
     theory: tuple[str, ...] = ()
     tags: dict[str, Any] = field(default_factory=dict)
+    full_generations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -287,11 +291,17 @@ def load_figure(name: str | Path, *, quick: bool = False, runs: int | None = Non
     for key, label, fields, tags, paper, theory in entries:
         merged = {**base, **fields, "seed": cell_seed(spec.seed, key),
                   "trajectories": spec.trajectories}
+        full = {**spec.base, **fields}
         if spec.generations_per_n is not None:
             n = merged.get("n", SimulationSpec.model_fields["n"].default)
             merged["generations"] = spec.generations_per_n * n
+            full["generations"] = spec.generations_per_n * full.get(
+                "n", SimulationSpec.model_fields["n"].default)
+        full_generations = full.get("generations", SimulationSpec.model_fields["generations"]
+                                    .default)
         cells.append(Cell(key, label, _build_spec(merged, f"{spec.id}, cell {key!r}"),
-                          dict(paper), tuple(dict.fromkeys([*spec.theory, *theory])), tags))
+                          dict(paper), tuple(dict.fromkeys([*spec.theory, *theory])), tags,
+                          full_generations if isinstance(full_generations, int) else None))
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise ValueError(f"figure spec {path.name}: cell keys must be unique; got {keys}")

@@ -15,12 +15,14 @@ import numpy as np
 
 from ..plots import (
     BOUND_COLOR,
+    DIFFUSION_COLOR,
     MEAN_COLOR,
     THEORY_COLOR,
     Curve,
     plot_collapse_histogram,
     plot_collapse_time_vs_n,
     plot_distribution,
+    plot_relative_difference,
     plot_runs,
     plot_simplex,
     save_figure,
@@ -70,12 +72,15 @@ def simplex(figure: Figure, results: Results, theory: Theories, directory: Path)
 
 def collapse_time_vs_n(figure: Figure, results: Results, theory: Theories,
                        directory: Path) -> list[Path]:
-    """Fig. 2: one column per p(0); top its distribution, bottom mean T against n with the
-    eq. 8 lower bound, the exact E[T] and the diffusion prediction as curves over n."""
+    """Fig. 2: one column per p(0); top its distribution, middle mean T against n with the
+    eq. 8 lower bound and the exact E[T] as curves over n, bottom the relative difference to
+    the exact E[T] of the diffusion prediction (Littler) and of the simulated means: the two
+    theory curves coincide to a line's width in the middle row."""
     groups: dict[str, list[Cell]] = {}
     for cell in figure.cells:
         groups.setdefault(cell.tags["p0"], []).append(cell)
-    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups), 6.4), squeeze=False)
+    fig, axes = plt.subplots(3, len(groups), figsize=(4.2 * len(groups), 8.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1.15, 0.8]})
     for j, cells in enumerate(groups.values()):
         cells = sorted(cells, key=lambda c: c.spec.n)
         p0 = results[cells[0].key].data["p0"].values[0]
@@ -83,16 +88,20 @@ def collapse_time_vs_n(figure: Figure, results: Results, theory: Theories,
         plot_distribution(axes[0, j], p0, title=label)
         n = np.array([c.spec.n for c in cells])
         numbers = [measure(results[c.key]) for c in cells]
+        mean = np.array([_nan(x["T_mean"]) for x in numbers])
+        se = np.array([_nan(x["T_mean_se"]) for x in numbers])
         grid = np.unique(np.r_[np.linspace(n.min(), n.max(), 25).round().astype(int), n])
         curves = collapse_time_curves(p0, grid)
         plot_collapse_time_vs_n(
-            axes[1, j], n, np.array([_nan(x["T_mean"]) for x in numbers]),
-            np.array([_nan(x["T_mean_se"]) for x in numbers]),
+            axes[1, j], n, mean, se,
             curves=[Curve(grid, curves["T_lower_eq8"], "eq. 8 lower bound", color=BOUND_COLOR),
-                    Curve(grid, curves["T_exact"], "exact E[T]", color=THEORY_COLOR),
-                    Curve(grid, curves["T_diffusion"], "diffusion (Littler)", style=":",
-                          color="#2ca02c")],
+                    Curve(grid, curves["T_exact"], "exact E[T]", color=THEORY_COLOR)],
             title=label)
+        exact_at_n = curves["T_exact"][np.searchsorted(grid, n)]
+        plot_relative_difference(
+            axes[2, j], n, (mean - exact_at_n) / exact_at_n, np.nan_to_num(se) / exact_at_n,
+            curves=[Curve(grid, (curves["T_diffusion"] - curves["T_exact"]) / curves["T_exact"],
+                          "diffusion (Littler)", style=":", color=DIFFUSION_COLOR)])
     fig.suptitle(figure.title, fontsize=10)
     fig.tight_layout()
     return _save(fig, directory, figure.id)
@@ -102,9 +111,48 @@ def _nan(x: float | None) -> float:
     return np.nan if x is None else x
 
 
+#: Theory overlaid on a metric's panel: curve name in CellTheory.curves -> legend label.
+METRIC_THEORY = {"l1_to_first": (("l1_exact", r"$E\|p^{(m)} - p^{(1)}\|_1$, exact"),)}
+
+
+def _metric_theory(metric: str, theory: CellTheory) -> tuple[np.ndarray | None, str]:
+    if metric == "sigma":
+        return _sigma_theory(theory)
+    for name, label in METRIC_THEORY.get(metric, ()):
+        if name in theory.curves:
+            return theory.curves[name], label
+    return None, ""
+
+
+#: A row of panels shares one y-axis unless its panels' tops differ by more than this factor
+#: (σ_m from S0 = 0.01 to 0.7 in Fig. 4: one axis would flatten the first panel).
+SHARE_WITHIN = 10.0
+
+
+#: Metrics whose row always shares one axis: the drift's growth with n (Fig. 3) and its
+#: shrinking with S0 (Fig. 4) is what the row shows.
+ALWAYS_SHARED = ("l1_to_first",)
+
+
+def _share_rows(axes, rows, always: tuple[int, ...] = ()) -> None:
+    """One y-axis per row of panels, so that columns compare at a glance (call after
+    drawing); a row whose panels' scales differ by more than :data:`SHARE_WITHIN` keeps
+    its own axes, unless it is among ``always``."""
+    for i in rows:
+        tops = np.array([ax.get_ylim()[1] for ax in axes[i]])
+        if i not in always and (tops.min() <= 0 or tops.max() / tops.min() > SHARE_WITHIN):
+            continue
+        low = min(ax.get_ylim()[0] for ax in axes[i])
+        for ax in axes[i, 1:]:
+            ax.sharey(axes[i, 0])
+        axes[i, 0].set_ylim(low, tops.max())
+
+
 def runs_grid(figure: Figure, results: Results, theory: Theories, directory: Path) -> list[Path]:
     """Figs. 3 and 4: one column per cell; rows: p(0) (if ``show_p0``), then each metric of
-    ``options.metrics`` with each kept run thin, the mean bold and S_m (eq. 9) dashed on σ_m."""
+    ``options.metrics`` with each kept run thin, the mean bold with its ±2 se band, and theory
+    dashed: S_m (eq. 9) on σ_m, the exact E‖p(m) − p(1)‖₁ on the drift. A metric's row shares
+    one y-axis."""
     metrics = figure.options.metrics
     show_p0 = figure.options.show_p0
     rows, cols = len(metrics) + show_p0, len(figure.cells)
@@ -114,10 +162,13 @@ def runs_grid(figure: Figure, results: Results, theory: Theories, directory: Pat
         if show_p0:
             plot_distribution(axes[0, j], result.data["p0"].values[0], title=cell.label)
         for i, metric in enumerate(metrics, start=int(show_p0)):
-            curve, label = _sigma_theory(theory[cell.key]) if metric == "sigma" else (None, "")
+            curve, label = _metric_theory(metric, theory[cell.key])
             plot_runs(axes[i, j], result, metric, theory=curve, theory_label=label)
             if i == 0:
                 axes[i, j].set_title(cell.label, fontsize=9)
+    _share_rows(axes, range(int(show_p0), rows),
+                always=tuple(i for i, metric in enumerate(metrics, start=int(show_p0))
+                             if metric in ALWAYS_SHARED))
     fig.suptitle(figure.title, fontsize=10)
     fig.tight_layout()
     return _save(fig, directory, figure.id)
@@ -135,6 +186,7 @@ def window_columns(figure: Figure, results: Results, theory: Theories,
     fig, axes = plt.subplots(3, len(main), figsize=(4.0 * len(main), 9.0), squeeze=False)
     for j, cell in enumerate(main):
         _window_column(axes[:, j], cell, results[cell.key], theory[cell.key])
+    _share_rows(axes, (0, 1), always=(1,))
     fig.suptitle(f"{figure.title}" + (f" ({tag}: {readings[0]})" if readings else ""),
                  fontsize=10)
     fig.tight_layout()
@@ -153,9 +205,10 @@ def _window_column(axes, cell: Cell, result: Result, theory: CellTheory) -> None
                             reference=cell.paper.get("T_mean"), reference_label="paper mean",
                             max_generation=_hist_top(result, cell))
     if "collapsed_fraction" in cell.paper:
-        axes[2].text(0.98, 0.6, f"paper: {cell.paper['collapsed_fraction']:.0%} of runs hit "
-                     f"a Dirac mass", transform=axes[2].transAxes, ha="right", fontsize=8,
-                     color=MEAN_COLOR)
+        # Two short lines inside the panel: one long line ran past a narrow panel's edge.
+        axes[2].text(0.5, 0.9, f"paper: {cell.paper['collapsed_fraction']:.0%} of runs\n"
+                     f"hit a Dirac mass", transform=axes[2].transAxes, ha="center", va="top",
+                     fontsize=8, color=MEAN_COLOR)
 
 
 def _hist_top(result: Result, cell: Cell) -> int:

@@ -9,6 +9,9 @@ Only calls into :mod:`modelcollapse.theory`; no formula is restated here.
 * ``diffusion_T``: E[T] from the Wright–Fisher diffusion (Littler 1975) and its finite-n
   correction (:func:`~modelcollapse.theory.collapse_time_prediction`).
 * ``eq9``: S_m of the partially synthetic loop (Theorem 2, eq. 9).
+* ``l1_partial``: the exact E‖p(m) − p(1)‖₁ of the partially synthetic loop for every
+  generation m ≥ 1 (:func:`~modelcollapse.theory.expected_l1_to_first`), averaged over
+  contexts; NaN at m = 0, where the metric holds another quantity.
 * ``moments``: exact S_m of any fresh-draw scenario (windows, random pool; §4.2) from the
   second-moment recursion (:func:`~modelcollapse.theory.expected_sigma`).
 * ``absorption``: the approximate absorption time of the most-recent-K window
@@ -28,6 +31,7 @@ from ..theory import (
     collapse_time_bounds,
     collapse_time_law,
     collapse_time_prediction,
+    expected_l1_to_first,
     expected_sigma,
     most_recent_collapse_prediction,
 )
@@ -90,6 +94,16 @@ def _eq9(p0, spec, generations, snapshots, out: CellTheory) -> None:
     out.numbers["S_eq9_final"] = float(curve[-1])
 
 
+def _l1_partial(p0, spec, generations, snapshots, out: CellTheory) -> None:
+    curve = np.full(generations.size, np.nan)
+    rows = _rows(p0)
+    for m in generations[generations >= 1]:
+        curve[m] = np.mean([expected_l1_to_first(row, n=spec.n, N=spec.N, m=int(m)).value
+                            for row in rows])
+    out.curves["l1_exact"] = curve
+    out.numbers["l1_first_exact_final"] = float(curve[-1])
+
+
 def _moments(p0, spec, generations, snapshots, out: CellTheory) -> None:
     curve = np.mean(expected_sigma(_rows(p0), scenario=spec.build_scenario(), m=generations),
                     axis=0)
@@ -112,7 +126,8 @@ def _absorption(p0, spec, generations, snapshots, out: CellTheory) -> None:
 #: Theory name (as figure specs write it) -> what computes it.
 THEORIES: dict[str, Callable] = {"eq6": _eq6, "eq8": _eq8, "exact_T": _exact_T,
                                  "diffusion_T": _diffusion_T, "eq9": _eq9,
-                                 "moments": _moments, "absorption": _absorption}
+                                 "l1_partial": _l1_partial, "moments": _moments,
+                                 "absorption": _absorption}
 
 
 def cell_theory(names: Sequence[str], p0: np.ndarray, spec: SimulationSpec, *,

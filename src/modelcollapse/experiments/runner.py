@@ -53,6 +53,7 @@ __all__ = [
     "compare_to_paper",
     "load_figure",
     "measure",
+    "needs_full_run",
     "quantity_label",
     "run_figure",
     "simulate_cell",
@@ -129,9 +130,49 @@ def compare_to_paper(numbers: dict, paper: dict[str, float],
     return rows
 
 
+#: Quantities that count or average over the whole horizon: a shorter one (quick mode)
+#: changes what they estimate, so the paper's full-horizon number is no yardstick.
+HORIZON_QUANTITIES = ("collapsed_runs", "collapsed_fraction", "censored_runs",
+                      "absorption_censored", "gap_l1_final")
+#: Means over the runs that collapsed (or were absorbed), with the count of the others: the
+#: same estimate at any horizon when no run is censored, biased low when some are.
+CENSORED_MEANS = {"T_mean": "censored_runs", "T_sd": "censored_runs",
+                  "absorption_mean": "absorption_censored"}
+
+
+def needs_full_run(quantity: str, numbers: dict, cell: Cell, figure: Figure) -> str | None:
+    """Why a stated number cannot be judged from this run, or None when it can: in quick mode
+    over a shorter horizon than the full run's, a number over the whole horizon (a count of
+    collapsed runs, a last-generation or second-half mean), or a mean over the collapsed
+    runs when some run was censored."""
+    full, horizon = cell.full_generations, cell.spec.generations
+    if not figure.quick or full is None or horizon >= full:
+        return None
+    if quantity in CENSORED_MEANS:
+        censored = numbers.get(CENSORED_MEANS[quantity])
+        if not censored:
+            return None
+        return (f"{censored} of {numbers.get('runs', cell.spec.runs)} runs censored at "
+                f"{horizon} of {full} generations")
+    if quantity in HORIZON_QUANTITIES or quantity.endswith(("_final", "_plateau")):
+        return f"measured over {horizon} of {full} generations"
+    return None
+
+
+def _mark_quick(figure: Figure, cell: Cell, numbers: dict, rows: list[dict]) -> list[dict]:
+    """Rows that only the full horizon can judge get ``agrees = None`` and the reason."""
+    for row in rows:
+        why = needs_full_run(row["quantity"], numbers, cell, figure)
+        if why is not None:
+            row["agrees"], row["needs_full_run"] = None, why
+    return rows
+
+
 def _verdict(figure: Figure, cells: list[dict]) -> list[dict]:
     """Per value of the ``compare_by`` tag: the largest |z| against the paper, and whether
-    every stated number agrees. Cells tagged ``"any"`` belong to every reading."""
+    every stated number agrees. Cells tagged ``"any"`` belong to every reading. ``agrees``
+    is None (``needs_full_run`` True) when no judged number differs but some need the full
+    run (quick mode); the largest |z| is over the judged numbers."""
     tag = figure.options.compare_by
     if tag is None:
         return []
@@ -141,9 +182,13 @@ def _verdict(figure: Figure, cells: list[dict]) -> list[dict]:
         rows = [r for c in cells if c["tags"].get(tag) == group for r in c["comparison"]]
         if not rows:
             continue
-        zs = [abs(r["z"]) if r["z"] is not None else float("inf") for r in rows]
+        judged = [r for r in rows if r["agrees"] is not None] or rows
+        zs = [abs(r["z"]) if r["z"] is not None else float("inf") for r in judged]
+        pending = any(r["agrees"] is None for r in rows)
+        differs = any(r["agrees"] is False for r in rows)
         out.append({"tag": tag, "value": group, "max_abs_z": number(max(zs)),
-                    "agrees": all(r["agrees"] for r in rows),
+                    "agrees": False if differs else (None if pending else True),
+                    "needs_full_run": pending and not differs,
                     "quantities": [r["quantity"] for r in rows]})
     return out
 
@@ -242,7 +287,8 @@ def run_figure(figure: Figure, out: str | Path, *, replot: bool = False,
         cells.append({"key": c.key, "label": c.label, "tags": c.tags,
                       "scenario": results[c.key].data.attrs.get("scenario", ""),
                       "seed": c.spec.seed, "numbers": numbers, "paper": c.paper,
-                      "comparison": compare_to_paper(numbers, c.paper, figure.paper_runs)})
+                      "comparison": _mark_quick(figure, c, numbers, compare_to_paper(
+                          numbers, c.paper, figure.paper_runs))})
 
     from .figures import draw  # matplotlib is imported only when drawing
 
