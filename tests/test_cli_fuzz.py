@@ -21,7 +21,7 @@ from modelcollapse.engine.footprint import MEMORY_VARIABLE
 BASE = {
     "simulate": ["simulate", "--runs", "3", "--generations", "3", "--no-progress"],
     "theory": ["theory", "--n", "5"],
-    "budget": ["budget", "--real", "50", "--epsilon", "0.2", "--runs", "2", "--no-simulate"],
+    "budget": ["budget", "--N", "50", "--epsilon", "0.2", "--runs", "2", "--no-simulate"],
 }
 #: Each verb's flags that take a value, and what the value is meant to be.
 FLAGS = {
@@ -35,7 +35,7 @@ FLAGS = {
     "theory": {"--vocab": "int", "--support": "int", "--S0": "float", "--n": "int",
                "--N": "int", "--generations": "int", "--epsilon": "float", "--family": "word",
                "--p0-seed": "int"},
-    "budget": {"--real": "int", "--epsilon": "float", "--generations": "int", "--runs": "int",
+    "budget": {"--N": "int", "--epsilon": "float", "--generations": "int", "--runs": "int",
                "--seed": "int", "--vocab": "int", "--support": "int", "--S0": "float"},
 }
 #: Values wrong for every flag of their kind (ints: none is ≤ 0 or beyond any machine).

@@ -83,8 +83,8 @@ def test_theory_partial_quantities_and_table(capsys):
     (("theory", "--vocab", "600", "--p0", "p0.npy", "--n", "5"),
      "The 'p0' and 'vocab' parameters of theory conflict"),
     (("theory", "--family", "normal", "--n", "5"), "'--family'"),
-    (("budget", "--vocab", "600", "--real", "100", "--epsilon", "-1"), "'epsilon' parameter"),
-    (("budget", "--vocab", "600", "--real", "100", "--epsilon", "0.1", "--generations", "1"),
+    (("budget", "--vocab", "600", "--N", "100", "--epsilon", "-1"), "'epsilon' parameter"),
+    (("budget", "--vocab", "600", "--N", "100", "--epsilon", "0.1", "--generations", "1"),
      "'generations' parameter of budget"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, fragment):
@@ -95,14 +95,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, fragment):
 
 def test_budget_json_and_table(capsys):
     code, out, _ = run(capsys, "budget", "--vocab", "600", "--support", "600", "--family",
-                       "uniform", "--real", "100", "--epsilon", "0.1", "--runs", "100",
+                       "uniform", "--N", "100", "--epsilon", "0.1", "--runs", "100",
                        "--format", "json")
     assert code == 0
     result = json.loads(out)
     assert result["n_prediction"] == 5 and result["n_eq11"] == 0 and result["consistent"]
     assert [s["n"] for s in result["simulation"]] == [5, 6]
     code, out, _ = run(capsys, "budget", "--vocab", "600", "--support", "600", "--family",
-                       "uniform", "--real", "100000", "--epsilon", "0.1", "--no-simulate")
+                       "uniform", "--N", "100000", "--epsilon", "0.1", "--no-simulate")
     assert code == 0 and "unlimited" in out
 
 
@@ -157,7 +157,7 @@ def test_theory_and_budget_take_p0_flags_as_simulate_does(capsys, tmp_path, monk
     except (ValueError, pydantic.ValidationError):
         expected = None
     code, out, err = run(capsys, "theory", *_flags(fields), "--n", "5", "--format", "json")
-    budget = run(capsys, "budget", *_flags(fields), "--real", "50", "--epsilon", "0.5",
+    budget = run(capsys, "budget", *_flags(fields), "--N", "50", "--epsilon", "0.5",
                  "--no-simulate", "--format", "json")
     if expected is None:  # refused by simulate: refused by both verbs, in one line
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
@@ -173,7 +173,7 @@ def test_theory_and_budget_take_p0_flags_as_simulate_does(capsys, tmp_path, monk
 
 def test_budget_p0_seed_defaults_to_the_simulation_seed(capsys):
     """As for simulate: without --p0-seed, p(0) of a random family is drawn from --seed."""
-    common = ("budget", "--vocab", "40", "--support", "10", "--S0", "0.3", "--real", "50",
+    common = ("budget", "--vocab", "40", "--support", "10", "--S0", "0.3", "--N", "50",
               "--epsilon", "0.5", "--no-simulate", "--format", "json")
     default = json.loads(run(capsys, *common)[1])
     seeded = json.loads(run(capsys, *common, "--seed", "4")[1])

@@ -24,6 +24,9 @@ importable from here: ``largest_safe_n`` (the prediction), ``unlimited_deviation
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,7 +34,7 @@ import numpy as np
 from .._validation import check_float, check_int, check_probabilities
 from ..rng import SeedLike
 from .paper import largest_safe_n_eq11, largest_safe_n_theorem3
-from .partial import beta_mean_abs_deviation, corpus_count_weights, expected_l1_to_first
+from .partial import _l1_from_weights, beta_mean_abs_deviation, corpus_count_weights
 
 __all__ = ["BudgetResult", "SimulatedDeviation", "largest_safe_n", "simulation_generations",
            "synthetic_budget", "unlimited_deviation"]
@@ -42,6 +45,14 @@ N_SEARCH_MAX = 10**8
 #: most SIMULATION_GENERATIONS_MAX.
 LIMIT_FRACTION = 1e-3
 SIMULATION_GENERATIONS_MAX = 500
+#: What the answer is about: one next-token distribution p(0).
+SCOPE = ("single context (unigram): p(0) is one next-token distribution; a language model "
+         "has its own p(0) in every context, so take the budget per context, with that "
+         "context's p(0) and its own number N of real samples")
+#: How to read ε.
+EPSILON_MEANING = ("E‖p(m) − p(1)‖₁ ≤ ε bounds the expected total variation distance between "
+                   "model m and model 1 by ε/2: no set of tokens changes its probability by "
+                   "more than ε/2 on average")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,28 @@ class BudgetResult:
     simulation: tuple[SimulatedDeviation, ...] = ()
 
     @property
+    def synthetic_share(self) -> float | None:
+        """n/(N + n) at the predicted budget: the synthetic share of each training set."""
+        if self.n_prediction is None:
+            return None
+        return self.n_prediction / (self.N + self.n_prediction)
+
+    @property
+    def simulated_generation(self) -> int | None:
+        """The generation the simulation measured (None without simulation)."""
+        return self.simulation[0].generation if self.simulation else None
+
+    @property
+    def simulated_generation_reason(self) -> str | None:
+        """Why that generation: m itself, or the horizon standing in for m → ∞."""
+        if not self.simulation:
+            return None
+        if self.generations is not None:
+            return "the generation m asked for"
+        return (f"m → ∞ stands in as the first generation where the deviation's variance "
+                f"factor c_m is within {LIMIT_FRACTION:.1%} of its limit")
+
+    @property
     def consistent(self) -> bool | None:
         """Simulation agrees with the predicted budget: not significantly above ε at n
         (z < 3) and not significantly below ε at n + 1 (z > −3). None without simulation."""
@@ -87,22 +120,42 @@ class BudgetResult:
         out = asdict(self)
         out["simulation"] = [asdict(s) for s in self.simulation]
         out["consistent"] = self.consistent
+        out["synthetic_share"] = self.synthetic_share
+        out["simulated_generation"] = self.simulated_generation
+        out["simulated_generation_reason"] = self.simulated_generation_reason
+        out["scope"] = SCOPE
+        out["epsilon_meaning"] = EPSILON_MEANING
         return out
 
 
-def _predicted(p0: np.ndarray, n: int, N: int, m: int | None) -> tuple[float, str]:
-    if n == 0:
-        return 0.0, "exact"
-    dev = expected_l1_to_first(p0, n=n, N=N, m=m)
-    return dev.value, dev.method
+def _predictor(p0: np.ndarray, N: int, generations: int | None,
+               weights: np.ndarray | None = None) -> Callable[[int], tuple[float, str]]:
+    """n ↦ (predicted E‖p(m) − p(1)‖₁, method), by ``expected_l1_to_first``'s "auto" route,
+    on one corpus-count table built once and with every value kept: the search asks for
+    ~40 n and then again for its answer and n + 1."""
+    if weights is None:
+        weights = corpus_count_weights(p0, N)
+    seen: dict[int, tuple[float, str]] = {}
+
+    def predicted(n: int) -> tuple[float, str]:
+        if n == 0:
+            return 0.0, "exact"
+        if n not in seen:
+            dev = _l1_from_weights(weights, n=n, N=N, m=generations, method="auto")
+            seen[n] = (dev.value, dev.method)
+        return seen[n]
+
+    return predicted
 
 
-def unlimited_deviation(p0: np.ndarray, N: int) -> float:
+def unlimited_deviation(p0: np.ndarray, N: int, weights: np.ndarray | None = None) -> float:
     """lim_{n→∞} lim_{m→∞} E‖p(m) − p(1)‖₁ = Σ_c w_c E|Beta(2c, 2(N − c)) − c/N|: the largest
-    deviation any amount of synthetic data can cause next to a corpus of N real samples."""
+    deviation any amount of synthetic data can cause next to a corpus of N real samples.
+    ``weights``: the table ``corpus_count_weights(p0, N)`` if the caller has it."""
     p = check_probabilities(p0, "p0", where="theory.unlimited_deviation")
     N = check_int(N, "N", low=1, where="theory.unlimited_deviation")
-    weights = corpus_count_weights(p, N)
+    if weights is None:
+        weights = corpus_count_weights(p, N)
     c = np.arange(1, N)
     if c.size == 0:
         return 0.0
@@ -110,30 +163,49 @@ def unlimited_deviation(p0: np.ndarray, N: int) -> float:
 
 
 def largest_safe_n(p0: np.ndarray, N: int, epsilon: float, generations: int | None = None,
+                   *, report: Callable[[str], None] | None = None,
                    ) -> tuple[int | None, float, float | None, str]:
     """Largest n such that the predicted E‖p(m) − p(1)‖₁ ≤ ε for all n' ≤ n (0 if none;
-    None if every n is safe, m = None only), by doubling then bisection.
+    None if every n is safe, m = None only), by doubling then bisection. ``report``: called
+    with one line per stage (progress).
 
     Returns (n, prediction at n, prediction at n + 1, method used at n).
     """
+    say = report or (lambda line: None)
+    say(f"corpus-count table: {N + 1:,} counts over {np.count_nonzero(p0):,} tokens")
+    weights = corpus_count_weights(p0, N)
     if generations is None:
-        limit = unlimited_deviation(p0, N)
+        limit = unlimited_deviation(p0, N, weights)
         if limit <= epsilon:
             return None, limit, None, "beta (n → ∞ limit)"
+    predict = _predictor(p0, N, generations, weights)
+    say("searching n: doubling, then interpolation in the bracket")
     lo, hi = 0, 1
-    value_hi, _ = _predicted(p0, 1, N, generations)
+    value_lo, value_hi = 0.0, predict(1)[0]
     while value_hi <= epsilon and hi < N_SEARCH_MAX:
-        lo, hi = hi, min(hi * 2, N_SEARCH_MAX)
-        value_hi, _ = _predicted(p0, hi, N, generations)
+        lo, value_lo = hi, value_hi
+        hi = min(hi * 2, N_SEARCH_MAX)
+        value_hi = predict(hi)[0]
+    # The bracket value(lo) ≤ ε < value(hi) shrinks to adjacent integers, so the answer is
+    # bisection's; an interpolated step (the prediction is smooth in n) takes each point, and
+    # a halving follows any step that kept the same end (the Illinois safeguard).
+    last, halve = None, False
     while hi - lo > 1:
-        mid = (lo + hi) // 2
-        value, _ = _predicted(p0, mid, N, generations)
-        if value <= epsilon:
-            lo = mid
+        if not halve and value_hi > value_lo:
+            guess = lo + (epsilon - value_lo) / (value_hi - value_lo) * (hi - lo)
+            mid = min(max(round(guess), lo + 1), hi - 1)
         else:
-            hi = mid
-    at_n, method = _predicted(p0, lo, N, generations)
-    at_next, _ = _predicted(p0, lo + 1, N, generations)
+            mid = (lo + hi) // 2
+        value = predict(mid)[0]
+        side = value <= epsilon
+        halve = side == last and not halve
+        last = side
+        if side:
+            lo, value_lo = mid, value
+        else:
+            hi, value_hi = mid, value
+    at_n, method = predict(lo)
+    at_next, _ = predict(lo + 1)
     return lo, at_n, at_next, method
 
 
@@ -151,12 +223,13 @@ def simulation_generations(n: int, N: int, generations: int | None) -> int:
 
 
 def _simulate(p0: np.ndarray, n: int, N: int, m: int, epsilon: float, n_runs: int,
-              seed: SeedLike) -> SimulatedDeviation:
+              seed: SeedLike, threads: int | None = None) -> SimulatedDeviation:
     from ..api import simulate  # the engine is heavy to import; only simulation needs it
     from ..scenarios import PartiallySynthetic
 
     res = simulate(p0=p0, scenario=PartiallySynthetic(n=n, N=N), runs=n_runs, generations=m,
-                   seed=seed, metrics=("l1_to_first",), progress=False, trajectories="none")
+                   seed=seed, metrics=("l1_to_first",), progress=False, trajectories="none",
+                   threads=threads)
     means, ses = res.mean("l1_to_first")  # over the runs, per generation
     mean, se = float(means[m]), float(ses[m])
     z = (mean - epsilon) / se if se > 0 else (0.0 if mean == epsilon else math.copysign(
@@ -181,7 +254,7 @@ def _check_simulation_fits(p0: np.ndarray, N: int, generations: int | None,
 
 def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None,
                      simulate: bool = True, n_runs: int = 200,
-                     seed: SeedLike = 0) -> BudgetResult:
+                     seed: SeedLike = 0, progress: bool | None = False) -> BudgetResult:
     """The largest synthetic n per generation next to a real corpus of N samples that keeps
     E‖p(m) − p(1)‖₁ ≤ ε in the partially synthetic loop: by eq. 11, by inverting Theorem 3,
     and by the prediction ``expected_l1_to_first`` (module doc), optionally simulated.
@@ -189,7 +262,8 @@ def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None
     ``p0`` (vocab,) is the real distribution; the vocabulary size s of eq. 11 and Theorem 3
     is ``len(p0)``. ``m``: the generation (≥ 2) at which E‖p(m) − p(1)‖₁ must stay below ε
     (None: all generations; the result's field ``generations``). ``simulate``: also run the
-    loop at n and n + 1 with ``n_runs`` runs each.
+    loop at n and n + 1 with ``n_runs`` runs each (side by side on two cores).
+    ``progress``: one line per stage on stderr (None: when stderr is a terminal).
     """
     where = "theory.synthetic_budget"
     p = check_probabilities(p0, "p0", where=where)
@@ -201,18 +275,51 @@ def synthetic_budget(p0: object, *, N: int, epsilon: float, m: int | None = None
     generations = None if m is None else check_int(m, "m", low=2, where=where)
     n_runs = check_int(n_runs, "n_runs", low=2, where=where)
     s = max(p.size, 2)
+    say = _reporter(progress)
     if simulate:
         _check_simulation_fits(p, N, generations, n_runs)
-    n_pred, at_n, at_next, method = largest_safe_n(p, N, epsilon, generations)
-    sims: list[SimulatedDeviation] = []
-    if simulate:
+    n_pred, at_n, at_next, method = largest_safe_n(p, N, epsilon, generations, report=say)
+    sims: tuple[SimulatedDeviation, ...] = ()
+    if simulate and n_pred is not None:
         # The same seed at n and n + 1 (common random numbers sharpen their comparison).
-        for n in (() if n_pred is None else (n_pred, n_pred + 1)):
-            if n >= 1:
-                at = simulation_generations(n, N, generations)
-                sims.append(_simulate(p, n, N, at, epsilon, n_runs, seed))
+        ns = [n for n in (n_pred, n_pred + 1) if n >= 1]
+        at = simulation_generations(n_pred, N, generations)
+        say(f"simulating n = {', '.join(map(str, ns))} to generation {at}: "
+            f"{n_runs} runs each")
+        sims = _simulate_side_by_side(p, ns, N, generations, epsilon, n_runs, seed)
     return BudgetResult(vocab=p.size, N=N, epsilon=epsilon, generations=generations,
                         n_eq11=largest_safe_n_eq11(s, N, epsilon),
                         n_theorem3=largest_safe_n_theorem3(s, N, epsilon),
                         n_prediction=n_pred, prediction_at_n=at_n, prediction_at_next=at_next,
-                        prediction_method=method, simulation=tuple(sims))
+                        prediction_method=method, simulation=sims)
+
+
+def _reporter(progress: bool | None) -> Callable[[str], None]:
+    """One line per stage on stderr: with ``progress`` True, or None and stderr a terminal."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return lambda line: None
+    return lambda line: print(f"budget: {line}", file=sys.stderr, flush=True)
+
+
+def _simulate_side_by_side(p: np.ndarray, ns: list[int], N: int, generations: int | None,
+                           epsilon: float, n_runs: int, seed: SeedLike,
+                           ) -> tuple[SimulatedDeviation, ...]:
+    """The simulations at n and n + 1, in two threads where there are two cores (the compiled
+    samplers release the GIL; each simulation draws from its own seeded streams, so the
+    numbers are those of running them one after the other)."""
+    from .._system import available_cores
+
+    cores = available_cores()
+    workers = min(len(ns), cores)
+    threads = max(1, cores // max(workers, 1))
+
+    def one(n: int) -> SimulatedDeviation:
+        at = simulation_generations(n, N, generations)
+        return _simulate(p, n, N, at, epsilon, n_runs, seed, threads=threads)
+
+    if workers <= 1:
+        return tuple(one(n) for n in ns)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return tuple(pool.map(one, ns))

@@ -70,6 +70,10 @@ __all__ = [
 AUTO_WINDOW = 160
 #: Corpus-count weights below this are dropped (they cannot move the result).
 WEIGHT_FLOOR = 1e-14
+#: Cells of (token probability, corpus count) the windowed weight table evaluates at once.
+CELLS_PER_CHUNK = 10**6
+#: Cells of (corpus count, state, state) the batched exact chains hold at once.
+CHAIN_CELLS = 4 * 10**6
 
 
 def _where(name: str) -> str:
@@ -143,18 +147,30 @@ def corpus_count_weights(p0: np.ndarray, N: int) -> np.ndarray:
     # The table has a cell per corpus count: refuse, in one line, one the machine cannot hold.
     check_fits(8 * 3 * (N + 1), what="corpus-count table", detail=f"N + 1 = {N + 1:,} counts",
                way_out="a smaller 'N'", where=_where("corpus_count_weights"))
-    q = p[p > 0]
+    # Tokens of equal probability share one binomial: group them (a uniform or target p(0)
+    # has one or two distinct values, so the table then costs a few pmf rows, not one a token).
+    values, multiplicity = np.unique(p[p > 0], return_counts=True)
+    if values.size * (N + 1) <= 2 * 10**7:
+        pmf = binom.pmf(np.arange(N + 1)[None, :], N, values[:, None])
+        return multiplicity.astype(float) @ pmf
+    # Large corpora: each binomial on a window of ±12 sd around its mean, all windows as one
+    # flat array of (value, count) cells, in chunks of at most CELLS_PER_CHUNK cells.
+    sd = np.sqrt(N * values * (1 - values))
+    lo = np.maximum(0, (N * values - 12 * sd - 2).astype(np.int64))
+    hi = np.minimum(N, (N * values + 12 * sd + 2).astype(np.int64))
+    width = hi - lo + 1
     w = np.zeros(N + 1)
-    if q.size * (N + 1) <= 2 * 10**7:
-        w += binom.pmf(np.arange(N + 1)[None, :], N, q[:, None]).sum(axis=0)
-        return w
-    # Large corpora: each token's binomial on a window of ±12 sd around its mean.
-    for pi in q:
-        sd = math.sqrt(N * pi * (1 - pi))
-        lo = max(0, int(N * pi - 12 * sd - 2))
-        hi = min(N, int(N * pi + 12 * sd + 2))
-        c = np.arange(lo, hi + 1)
-        w[lo : hi + 1] += binom.pmf(c, N, pi)
+    start = 0
+    while start < values.size:
+        stop = start + max(1, int(np.searchsorted(np.cumsum(width[start:]), CELLS_PER_CHUNK)))
+        stop = min(stop, values.size)
+        rows = np.repeat(np.arange(start, stop), width[start:stop])
+        offset = np.arange(rows.size) - np.repeat(np.cumsum(width[start:stop]) - width[start:stop],
+                                                  width[start:stop])
+        c = lo[rows] + offset
+        w += np.bincount(c, weights=multiplicity[rows] * binom.pmf(c, N, values[rows]),
+                         minlength=N + 1)
+        start = stop
     return w
 
 
@@ -220,6 +236,71 @@ def _exact_count(c: int, N: int, n: int, m: int | None, factor: float) -> float:
     return float(state @ np.abs(N * j - n * c)) / (N * (N + n))
 
 
+def _windows(cs: np.ndarray, N: int, n: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_window` for an array of corpus counts: (lo, hi), each of the shape of ``cs``."""
+    mu = cs / N
+    sd = n * np.sqrt(mu * (1 - mu) * (factor + 1 / n))
+    lo = np.maximum(0, np.floor(n * mu - 12 * sd - 10)).astype(np.int64)
+    hi = np.minimum(n, np.ceil(n * mu + 12 * sd + 10)).astype(np.int64)
+    return lo, hi
+
+
+def _exact_counts(cs: np.ndarray, N: int, n: int, m: int | None, factor: float) -> np.ndarray:
+    """:func:`_exact_count` for many corpus counts at once, shape of ``cs``: the chains run
+    side by side on windows padded to the widest (states outside a count's window hold no
+    mass and receive none), in batches of at most CHAIN_CELLS (count, state, state) cells.
+    Each chain stops exactly where :func:`_exact_count` stops it (a step that moves its law
+    by < 1e-14), so the two agree to rounding."""
+    out = np.empty(cs.size)
+    if cs.size == 0:
+        return out
+    lo, hi = _windows(cs, N, n, factor)
+    order = np.argsort(hi - lo)  # similar widths share a batch: less padding
+    start = 0
+    while start < cs.size:
+        width = int(hi[order[start]] - lo[order[start]] + 1)
+        stop = start + 1
+        while stop < cs.size:
+            wider = int(hi[order[stop]] - lo[order[stop]] + 1)
+            if (stop + 1 - start) * wider * wider > CHAIN_CELLS:
+                break
+            width = wider
+            stop += 1
+        idx = order[start:stop]
+        out[idx] = _exact_batch(cs[idx], lo[idx], hi[idx], width, N, n, m)
+        start = stop
+    return out
+
+
+def _exact_batch(cs: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int, N: int, n: int,
+                 m: int | None) -> np.ndarray:
+    j = lo[:, None] + np.arange(width)[None, :]  # (C, W) states of each chain
+    inside = j <= hi[:, None]
+    j = np.minimum(j, hi[:, None])  # padded states: any valid number, masked below
+    c = cs[:, None].astype(float)
+    state = np.where(inside, _binom_pmf(j, n, c / N), 0.0)  # law of J_2, (C, W)
+    if m is None or m > 2:
+        # (C, W, W), [chain, from, to]; no mass flows into or out of padded states
+        trans = _binom_pmf(j[:, None, :], n, ((c + j) / (N + n))[:, :, None])
+        trans *= inside[:, None, :] & inside[:, :, None]
+        active = np.ones(cs.size, dtype=bool)
+        steps = 10**6 if m is None else m - 2
+        for _ in range(steps):
+            if not active.any():
+                break
+            new = np.matmul(state[active, None, :], trans[active])[:, 0, :]
+            if m is None:
+                new /= new.sum(axis=1, keepdims=True)
+            moved = np.max(np.abs(new - state[active]), axis=1) >= 1e-14
+            rows = np.flatnonzero(active)
+            if m is None:
+                state[rows] = new  # the first law that moves < 1e-14 is kept (as _exact_count)
+            else:
+                state[rows[moved]] = new[moved]
+            active[rows[~moved]] = False
+    return np.sum(state * np.abs(N * j - n * c), axis=1) / (N * (N + n))
+
+
 def beta_mean_abs_deviation(c: np.ndarray, N: int, factor: float) -> np.ndarray:
     """E|X − μ| per corpus count c (array), X ~ Beta with mean μ = c/N and variance
     factor·μ(1 − μ): 2 μ^a (1 − μ)^b / ((a + b) B(a, b)), a = κμ, b = κ(1 − μ), κ = 1/factor − 1.
@@ -259,7 +340,19 @@ def expected_l1_to_first(p0: object, *, n: int, N: int, m: int | None = None,
     upper = math.sqrt(factor * (1 - 1 / N)) * float(np.sum(np.sqrt(q * (1 - q))))
     if m == 1:
         return L1Deviation(0.0, "exact", 0.0, m, 1.0)
-    weights = corpus_count_weights(p, N)
+    return _l1_from_weights(corpus_count_weights(p, N), n=n, N=N, m=m, method=method,
+                            factor=factor, upper=upper)
+
+
+def _l1_from_weights(weights: np.ndarray, *, n: int, N: int, m: int | None, method: str,
+                     factor: float | None = None, upper: float = math.nan) -> L1Deviation:
+    """The body of :func:`expected_l1_to_first` given the corpus-count weights (inputs
+    already checked): callers that evaluate many n for one p(0) (the budget's search) build
+    the weight table once."""
+    if factor is None:
+        factor = deviation_variance_factor(n, N, m)
+    if m == 1:
+        return L1Deviation(0.0, "exact", 0.0, m, 1.0)
     cs = np.flatnonzero(weights > WEIGHT_FLOOR)
     cs = cs[(cs > 0) & (cs < N)]  # c = 0 and c = N never deviate
     if cs.size == 0:
@@ -274,11 +367,9 @@ def expected_l1_to_first(p0: object, *, n: int, N: int, m: int | None = None,
     elif method == "beta":
         exact = np.zeros(cs.size, dtype=bool)
     else:
-        width = np.array([np.diff(_window(int(c), N, n, factor))[0] + 1 for c in cs])
-        exact = width <= AUTO_WINDOW
-    value = 0.0
-    for c in cs[exact]:
-        value += weights[c] * _exact_count(int(c), N, n, m, factor)
+        lo, hi = _windows(cs, N, n, factor)
+        exact = hi - lo + 1 <= AUTO_WINDOW
+    value = float(np.sum(weights[cs[exact]] * _exact_counts(cs[exact], N, n, m, factor)))
     if np.any(~exact):
         value += float(np.sum(weights[cs[~exact]] * beta_mean_abs_deviation(cs[~exact], N, factor)))
     share = float(weights[cs[exact]].sum() / weights[cs].sum())
