@@ -84,7 +84,7 @@ def test_N_and_its_old_name_real_give_the_same_answer():
 def test_help_names_N_hides_real_and_shows_every_default():
     text = _budget("--help").output
     assert "--N " in text and "--real" not in text
-    for default in ("[default: 200]", "[default: 0]", "[default: simulate]",
+    for default in ("[default: 100]", "[default: 0]", "[default: simulate]",
                     "[default: table]", "[default: on a TTY]",
                     "[default: every generation (m → ∞)]", "[default: --seed]"):
         assert default in text, default

@@ -47,16 +47,26 @@ def format_budget(result: dict) -> str:
         lines.append(f"  simulated at generation {result['simulated_generation']}: "
                      f"{result['simulated_generation_reason']}")
     for sim in result["simulation"]:
+        mean, predicted = _with_se(sim["mean"], sim["se"]), _with_se(sim["predicted"], sim["se"])
         lines.append(f"  {'simulation at n = ' + str(sim['n']):<36} "
-                     f"E‖p({sim['generation']})−p(1)‖₁ = {sim['mean']:.4g} ± {sim['se']:.2g} "
-                     f"(se, {sim['n_runs']} runs), z vs ε = {sim['z']:+.2f}")
+                     f"E‖p({sim['generation']})−p(1)‖₁ = {mean} ± {sim['se']:.2g} "
+                     f"(se, {sim['n_runs']} runs); predicted {predicted} "
+                     f"(z = {sim['z_prediction']:+.2f}); z vs ε = {sim['z']:+.2f}")
     if result["consistent"] is not None:
         verdict = "consistent" if result["consistent"] else "NOT consistent"
-        lines.append(f"  simulation {verdict} with the predicted budget "
-                     f"(z < 3 at n, z > −3 at n + 1)")
+        lines.append(f"  simulation {verdict} with the prediction at the simulated generation "
+                     f"(|z| < 3 at n and n + 1)")
     lines.append(f"  scope: {result['scope']}")
     lines.append(f"  ε: {result['epsilon_meaning']}")
     return "\n".join(lines)
+
+
+def _with_se(value: float, se: float) -> str:
+    """``value`` to the decimal of the second significant digit of its standard error."""
+    if not (math.isfinite(se) and se > 0):
+        return f"{value:.6g}"
+    decimals = max(0, 1 - math.floor(math.log10(se)))
+    return f"{value:.{decimals}f}"
 
 
 @click.command("budget",
@@ -71,7 +81,7 @@ def format_budget(result: dict) -> str:
 @p0_options
 @click.option("--p0-seed", "p0_seed", type=int,
               help="Seed of p(0) for the random families.  [default: --seed]")
-@click.option("--runs", type=int, default=200, show_default=True,
+@click.option("--runs", type=int, default=100, show_default=True,
               help="Simulation runs at n and n + 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulation seed.")
 @click.option("--simulate/--no-simulate", default=True, show_default=True,
