@@ -59,6 +59,22 @@ SAMPLER_INT64_BYTES = 8
 TRAINING_WEIGHT_COPIES = 4
 
 
+#: The run's figure (run.png): a PNG of line plots, measured at 61-72 KB for runs of 3 to 4
+#: models; each model adds a validation-loss curve and a legend line.
+FIGURE_BASE_BYTES, FIGURE_MODEL_BYTES = 55_000, 5_000
+
+
+def summary_bytes(n_generations: int) -> float:
+    """What a finished run writes beside its checkpoints: its figure, and the decoded text
+    samples of each generation (:func:`~modelcollapse.lm.plots.write_samples`; a header line
+    and the first streams' first characters, one byte each for character tokens)."""
+    from .plots import SAMPLE_CHARS, SAMPLE_STREAMS
+
+    models = n_generations + 1
+    samples = models * (60 + SAMPLE_STREAMS * (SAMPLE_CHARS + 5))
+    return FIGURE_BASE_BYTES + FIGURE_MODEL_BYTES * models + samples
+
+
 def weights_bytes(preset: Preset, vocab_size: int) -> int:
     """Bytes of a saved ``model.pt``: the state dict of :class:`~modelcollapse.lm.gpt.GPT`
     (float32; the tied embedding is saved under both its names) and torch.save's overhead."""
@@ -181,6 +197,7 @@ def estimate_run(scenario: Scenario, n_generations: int, preset: Preset, *, voca
     extra = JSON_SEGMENT_BYTES * slices
     if done == 0:
         extra += NPY_HEADER_BYTES + isz * preset.n_contexts * preset.block_size  # contexts
+    extra += summary_bytes(M)
     # The largest training set: p(0)'s (the real text), then models 1, 2 and M.
     at = _extrapolation(rows.size)
     largest, largest_tokens = 0, float(train_tokens)
