@@ -27,6 +27,7 @@ CPU_BENCHMARKS = [
     ("bench_counts.py", ["--quick"], []),
     ("bench_collapse_law.py", ["--quick"], []),
     ("bench_recording.py", ["--quick"], []),
+    ("bench_budget.py", ["--quick"], []),
     ("bench_sweep.py", None, []),
     ("bench_lm.py", None, []),
 ]
