@@ -60,10 +60,11 @@ def _pydantic_rule(err: dict) -> str | None:
     return None
 
 
-def validation_error_message(exc) -> str:
-    """A pydantic ``ValidationError`` in the house format: its first error, one line."""
+def validation_error_message(exc, where: str | None = None) -> str:
+    """A pydantic ``ValidationError`` in the house format: its first error, one line, naming
+    ``where`` (default: the verb the model belongs to)."""
     err = exc.errors()[0]
-    where = MODEL_WHERE.get(exc.title, exc.title)
+    where = where or MODEL_WHERE.get(exc.title, exc.title)
     name = ".".join(str(x) for x in err["loc"])
     if err["type"] == "value_error":  # a validator of ours
         message = str(err["ctx"]["error"]).splitlines()[0]

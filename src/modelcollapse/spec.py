@@ -120,77 +120,80 @@ class SimulationSpec(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _consistent(self) -> SimulationSpec:
-        self._check_p0_fields()
-        self._check_scenario_fields()
+    def _consistent(self, info: ValidationInfo) -> SimulationSpec:
+        # Messages name the verb the user ran: simulate, or a verb that builds p(0) from the
+        # same fields (theory, budget: validation context {"where": verb}).
+        where = (info.context or {}).get("where", "simulate")
+        self._check_p0_fields(where)
+        self._check_scenario_fields(where)
         if self.backend == "torch":
             check_device_name(self.device)
         elif self.device != "cpu":
-            raise ValueError(f"The 'device' parameter of simulate is {self.device!r}, which "
+            raise ValueError(f"The 'device' parameter of {where} is {self.device!r}, which "
                              f"needs backend 'torch'.")
         if self.representation == "counts" and self.build_scenario().needs_token_order:
-            raise ValueError(f"The 'representation' parameter of simulate cannot be 'counts' "
+            raise ValueError(f"The 'representation' parameter of {where} cannot be 'counts' "
                              f"for scenario '{self.scenario}': it needs the order of the "
                              f"tokens.")
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(METRICS))
             if unknown:
                 raise ValueError(house_message("metrics", f"be among {list(METRICS)}",
-                                               unknown[0], "simulate"))
+                                               unknown[0], where))
         if isinstance(self.trajectories, int) and self.trajectories < 0:
             raise ValueError(house_message("trajectories", "be 'auto', 'all', 'none' or a "
-                                           "number of runs ≥ 0", self.trajectories, "simulate"))
+                                           "number of runs ≥ 0", self.trajectories, where))
         return self
 
-    def _check_p0_fields(self) -> None:
+    def _check_p0_fields(self, where: str) -> None:
         given = self.model_fields_set
         if self.p0 is not None:
             clash = sorted(given & set(P0_FILE_REPLACES))
             if clash:
-                raise ValueError(f"The 'p0' and '{clash[0]}' parameters of simulate conflict: "
+                raise ValueError(f"The 'p0' and '{clash[0]}' parameters of {where} conflict: "
                                  f"p(0) comes from the file, so give one or the other.")
             if not Path(self.p0).is_file():
                 raise ValueError(house_message("p0", "name an existing file", self.p0,
-                                               "simulate"))
+                                               where))
             return
         for field, family in FAMILY_FIELDS.items():
             if field in given and self.family != family:
-                raise ValueError(f"The '{field}' parameter of simulate applies to family "
+                raise ValueError(f"The '{field}' parameter of {where} applies to family "
                                  f"'{family}' only; family is '{self.family}'.")
         if self.support is not None and self.support > self.vocab:
             raise ValueError(house_message("support", f"be at most 'vocab' ({self.vocab})",
-                                           self.support, "simulate"))
+                                           self.support, where))
         if self.family == "target":
             if self.support is None or self.S0 is None:
-                raise ValueError("The 'support' and 'S0' parameters of simulate are both "
+                raise ValueError(f"The 'support' and 'S0' parameters of {where} are both "
                                  "required by family 'target'.")
             low = 1 / self.support
             if not low - 1e-12 <= self.S0 <= 1.0:
                 raise ValueError(house_message(
                     "S0", f"be in [1/support, 1] = [{low:.6g}, 1] for support {self.support}",
-                    self.S0, "simulate").removesuffix(".")
+                    self.S0, where).removesuffix(".")
                     + " (family 'uniform' spreads p(0) evenly over any support).")
             if self.S0 == 1.0 and self.support != 1:
-                raise ValueError("The 'S0' parameter of simulate can be 1 only when 'support' "
+                raise ValueError(f"The 'S0' parameter of {where} can be 1 only when 'support' "
                                  "is 1.")
 
-    def _check_scenario_fields(self) -> None:
+    def _check_scenario_fields(self, where: str) -> None:
         cls = SCENARIOS[self.scenario]
         takes = {"window_split" if p == "split" else p for p in parameters(cls)}
         unused = sorted((self.model_fields_set & set(SCENARIO_PARAMETERS)) - takes)
         if unused:
-            raise ValueError(f"The '{unused[0]}' parameter of simulate means nothing for "
+            raise ValueError(f"The '{unused[0]}' parameter of {where} means nothing for "
                              f"scenario '{self.scenario}', which takes "
                              f"{', '.join(sorted(takes)) or 'no parameter'}.")
         for field in required_parameters(cls):
             if getattr(self, field) is None:
                 what = type(self).model_fields[field].description
-                raise ValueError(f"The '{field}' parameter of simulate is required by "
+                raise ValueError(f"The '{field}' parameter of {where} is required by "
                                  f"scenario '{self.scenario}' ({what}).")
         if (self.scenario == "most-recent" and self.window_split == "literal"
                 and self.K > self.n):
             raise ValueError(house_message("K", f"be at most 'n' ({self.n}) with window_split "
-                                           "'literal'", self.K, "simulate"))
+                                           "'literal'", self.K, where))
 
     def kept_runs(self, *, streamed: bool = False) -> int:
         """How many runs keep their trajectories; ValueError when they would not fit in

@@ -6,10 +6,10 @@ import click
 import numpy as np
 import pydantic
 
-from .._validation import check_float, check_int
+from .._validation import check_float, check_int, validation_error_message
 from ..engine.footprint import check_p0_fits
 from ..spec import SimulationSpec
-from ._common import echo_json, input_error_message, input_errors, spec_default
+from ._common import echo_json, input_errors, spec_default
 
 
 def p0_from_flags(where: str, **fields) -> np.ndarray:
@@ -19,14 +19,11 @@ def p0_from_flags(where: str, **fields) -> np.ndarray:
     inputs, with the same messages. One distribution (vocab,)."""
     given = {k: v for k, v in fields.items() if v is not None}
     try:
-        spec = SimulationSpec(**given)
-        check_p0_fits(spec.contexts, spec.vocab, where=where)
-        p = spec.build_p0(where)
-    except (ValueError, pydantic.ValidationError) as exc:
-        # The spec's checks name simulate; the user ran another verb.
-        message = input_error_message(exc)
-        raise ValueError(message.replace(" of simulate", f" of {where}")
-                         .replace("This simulate ", f"This {where} ")) from None
+        spec = SimulationSpec.model_validate(given, context={"where": where})
+    except pydantic.ValidationError as exc:
+        raise ValueError(validation_error_message(exc, where)) from None
+    check_p0_fits(spec.contexts, spec.vocab, where=where)
+    p = spec.build_p0(where)
     if p.ndim != 1:
         raise ValueError(f"The 'p0' parameter of {where} must hold one distribution (vocab,). "
                          f"Got shape {p.shape} instead.")
