@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.footprint import USABLE_SHARE, available_memory, format_bytes
+from ..engine.footprint import USABLE_SHARE, check_fits, format_bytes
 from ..scenarios import Scenario
 from .data import token_dtype
 from .plan import plan_row, stream_unit
@@ -254,15 +254,12 @@ def check_footprints(footprints: Sequence[RunFootprint], *, out: str | Path, dev
     which = f" of one of the {len(footprints)} runs" if len(footprints) > 1 else ""
     peak = max(footprints, key=lambda f: f.memory)
     memory = sum(sorted((f.memory for f in footprints), reverse=True)[:concurrent])
-    have = available_memory()
     how = (f"fewer '{generations}', a smaller 'corpus_tokens', or a scenario that does not "
            f"keep every generation's text")
-    if have is not None and memory > USABLE_SHARE * have:
-        raise ValueError(
-            f"{where} would need about {format_bytes(memory)} of memory (model "
-            f"{peak.largest:,}{which} trains on {peak.largest_tokens:,.0f} tokens, "
-            f"{SAMPLER_INT64_BYTES + 2} bytes each while its batches are drawn), more than "
-            f"the {format_bytes(USABLE_SHARE * have)} it may use here: choose {how}.")
+    check_fits(int(memory), what="the largest training set",
+               detail=f"model {peak.largest:,}{which} trains on {peak.largest_tokens:,.0f} "
+                      f"tokens, {SAMPLER_INT64_BYTES + 2} bytes each while its batches are "
+                      f"drawn", way_out=how, where=where)
     free_device = _free_device_memory(device)
     device_need = max(f.device_memory for f in footprints)
     if free_device is not None and device_need > USABLE_SHARE * free_device:
