@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from modelcollapse._files import TEMP_SUFFIX
-from modelcollapse.experiments import load_figure, run_figure
 from modelcollapse.results import Result
 from modelcollapse.sweep import run_sweep
-from small_figure import three_cell_figure
+from small_figure import reference_figure
+from text_corpus import generated_text
 
 #: The CLI, as a program: ``python -c CLI <args>``.
 CLI = "from modelcollapse.cli import main; main()"
@@ -86,15 +86,11 @@ def assert_same_result(a: Result, b: Result) -> None:
 
 # --- reproduce --------------------------------------------------------------------------------
 
-FIGURE = three_cell_figure("kill", seed=9, generations=15)
-
-
 @pytest.fixture(scope="module")
 def figure_reference(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("figure")
-    (folder / "kill.toml").write_text(FIGURE)
-    figure = load_figure(folder / "kill.toml")
-    return folder / "kill.toml", run_figure(figure, folder / "reference", progress=False)
+    path, _, run = reference_figure(tmp_path_factory.mktemp("figure"), "kill", seed=9,
+                                    generations=15)
+    return path, run
 
 
 @pytest.mark.parametrize("save", [2, 4], ids=["in-a-cell", "in-the-figure"])
@@ -160,19 +156,6 @@ def test_sweep_killed_with_its_workers_resumes_identically(tmp_path):
 
 # --- lm run -----------------------------------------------------------------------------------
 
-def generated_text(n_chars: int = 30_000, seed: int = 0) -> str:
-    """Lines of pseudo-words: learnable structure, no download."""
-    rng = np.random.default_rng(seed)
-    syllables = ["th", "e", "an", "ou", "r", "st", "in", "g", "ld", "o", "wh", "y", "ar", "a"]
-    words, n = [], 0
-    while n < n_chars:
-        word = "".join(rng.choice(syllables, size=rng.integers(1, 4)))
-        sep = "\n" if rng.random() < 0.12 else " "
-        words.append(word + sep)
-        n += len(word) + len(sep)
-    return "".join(words)[:n_chars]
-
-
 def checkpoint_files(out: Path) -> dict[str, Path]:
     return {p.relative_to(out).as_posix(): p for p in sorted(out.glob("gen_*/*"))
             if p.suffix in (".npy", ".pt")}
@@ -181,7 +164,7 @@ def checkpoint_files(out: Path) -> dict[str, Path]:
 def test_lm_run_killed_during_a_checkpoint_resumes_identically(tmp_path):
     torch = pytest.importorskip("torch")
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text(generated_text())
+    corpus.write_text(generated_text(30_000))
 
     def args(out: Path) -> list[str]:
         return ["lm", "run", "--preset", "tiny", "--generations", "2", "--seed", "7",

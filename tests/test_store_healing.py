@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from modelcollapse import simulate
-from modelcollapse.experiments import load_figure, run_figure
+from modelcollapse.experiments import run_figure
 from modelcollapse.experiments.runner import MissingResultError
 from modelcollapse.results import INTEGRITY_ATTR, DamagedResultError, Result
 from modelcollapse.scenarios import FullySynthetic
 from modelcollapse.sweep import SweepInputError, load_sweep_spec, run_sweep
-from small_figure import three_cell_figure
+from small_figure import reference_figure
 
 # --- damages, each on a Zarr store ------------------------------------------------------------
 
@@ -136,15 +136,11 @@ def test_stores_without_a_record_load_and_are_checked_for_their_variables(tmp_pa
 
 # --- reproduce: a damaged cell ----------------------------------------------------------------
 
-FIGURE = three_cell_figure("heal", seed=5, generations=12)
-
-
 @pytest.fixture(scope="module")
 def figure_reference(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("figure")
-    (folder / "heal.toml").write_text(FIGURE)
-    figure = load_figure(folder / "heal.toml")
-    return figure, run_figure(figure, folder / "reference", progress=False)
+    _, figure, run = reference_figure(tmp_path_factory.mktemp("figure"), "heal", seed=5,
+                                      generations=12)
+    return figure, run
 
 
 def test_reproduce_recomputes_damaged_cells_and_replot_names_them(figure_reference, tmp_path,
