@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 from modelcollapse import lm
-from modelcollapse.lm.data import default_cache_dir
+from modelcollapse.corpus import default_cache_dir
 from modelcollapse.lm.train import validation_windows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelcollapse.lm import data
-from modelcollapse.lm.data import CharTokenizer, load_corpus, load_text
+from modelcollapse import corpus as data
+from modelcollapse.corpus import CharTokenizer, load_corpus, load_text
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
 

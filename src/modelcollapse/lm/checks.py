@@ -19,7 +19,7 @@ from .._files import check_output_folder
 from .._validation import check_choice, check_int, house_message
 from ..rng import resolve_entropy
 from ..scenarios import Scenario
-from .data import Corpus, load_corpus
+from ..corpus import Corpus, load_corpus
 from .footprint import (
     RunFootprint,
     check_footprints,

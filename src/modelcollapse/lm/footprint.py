@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..engine.footprint import USABLE_SHARE, check_fits, format_bytes
 from ..scenarios import Scenario
-from .data import token_dtype
+from ..corpus import token_dtype
 from .plan import plan_row, stream_unit
 from .presets import Preset
 from .result import gen_dir

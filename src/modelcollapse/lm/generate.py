@@ -34,7 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .._validation import check_float, check_int
 from . import _seeds
-from .data import token_dtype
+from ..corpus import token_dtype
 from .gpt import GPT, KVCache
 
 __all__ = [

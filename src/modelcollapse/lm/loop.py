@@ -44,7 +44,7 @@ from .checkpoint import (
     write_json,
 )
 from .checks import check_run
-from .data import Corpus
+from ..corpus import Corpus
 from .generate import Sampling, sample_streams
 from .metrics import context_probs, diversity, unigram
 from .plan import (

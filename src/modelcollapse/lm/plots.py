@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import atomic_write
-from .data import CharTokenizer
+from ..corpus import CharTokenizer
 from .metrics import mean_band
 from .result import RunResult, gen_dir
 

@@ -1,4 +1,5 @@
-"""The real text: a character corpus, its tokenizer and its 90/10 train/validation split.
+"""The real text: a corpus read from a path or downloaded, its character tokenizer and its
+90/10 train/validation split (shared by the transformer and n-gram families).
 
 Paper §4.1 trains p(0) on tiny Shakespeare, tokenised by character (65 symbols), from the URL
 below. The corpus is read from a path, or downloaded on request, verified against its
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_write
-from .._validation import check_float
+from ._files import atomic_write
+from ._validation import check_float
 
 __all__ = [
     "CORPUS_BYTES",
