@@ -40,7 +40,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
-from ._validation import check_choice, check_int
+from ._validation import check_choice, check_float, check_int
 
 __all__ = [
     "SCENARIOS",
@@ -56,6 +56,7 @@ __all__ = [
     "RandomPool",
     "Scenario",
     "make_scenario",
+    "make_text_scenario",
 ]
 
 
@@ -465,3 +466,41 @@ def required_parameters(cls: type[Scenario]) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls)
                  if field.default is dataclasses.MISSING
                  and field.default_factory is dataclasses.MISSING)
+
+
+def make_text_scenario(name: str | Scenario, *, tokens: int,
+                       synthetic_fraction: float | None = None, K: int | None = None,
+                       choices: tuple[str, ...] | None = None,
+                       where: str = "scenario") -> Scenario:
+    """A scenario whose samples are tokens of text: ``tokens`` synthetic tokens per
+    generation, and for the mixtures a real corpus of N = ``tokens`` with n = N f / (1 − f)
+    synthetic tokens, so that the synthetic share n / (N + n) is f (the paper's Fig. 5:
+    f = 0.5 and 0.2). ``choices``: the names the caller runs (default: every named one)."""
+    if isinstance(name, Scenario):
+        return name
+    choices = choices or tuple(k for k in SCENARIOS if k != "custom")
+    check_choice(name, "scenario", choices, where=where)
+    check_int(tokens, "tokens", low=1, where=where)
+    if name in ("partially-synthetic", "fresh-real"):
+        if synthetic_fraction is None:
+            raise ValueError(f"The 'synthetic_fraction' parameter of {where} is required by "
+                             f"{name!r} (Fig. 5 uses 0.5 and 0.2).")
+        f = check_float(synthetic_fraction, "synthetic_fraction", low=0.0, high=1.0,
+                        low_open=True, where=where)
+        if f >= 1.0:
+            raise ValueError(f"The 'synthetic_fraction' parameter of {where} must be below 1 "
+                             f"for a mixture; use scenario 'fully-synthetic' for 1.")
+        n = max(1, round(tokens * f / (1 - f)))
+        return PartiallySynthetic(n=n, N=tokens) if name == "partially-synthetic" \
+            else FreshReal(n=n, N=tokens)
+    if name == "most-recent":
+        if K is None:
+            raise ValueError(f"The 'K' parameter of {where} is required by 'most-recent'.")
+        return MostRecent(n=tokens, K=check_int(K, "K", low=1, where=where))
+    if name == "accumulate":
+        return Accumulate(n=tokens, N=tokens)
+    if name == "accumulate-subsample":
+        return AccumulateSubsample(n=tokens, N=tokens)
+    if name == "random-pool":
+        return RandomPool(n=tokens)
+    return FullySynthetic(n=tokens)

@@ -8,8 +8,8 @@
 Needs the ``lm`` extra (PyTorch); ``import modelcollapse`` does not import this package.
 """
 
-from .checks import RunRequest, check_run
 from ..corpus import CORPUS_SHA256, CORPUS_URL, CharTokenizer, Corpus, load_corpus, load_text
+from .checks import RunRequest, check_run
 from .figure5 import Figure5Result, run_figure5
 from .generate import SampleResult, Sampling, sample_streams
 from .gpt import GPT, GPTConfig

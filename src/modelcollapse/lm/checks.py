@@ -17,9 +17,9 @@ from pathlib import Path
 
 from .._files import check_output_folder
 from .._validation import check_choice, check_int, house_message
+from ..corpus import Corpus, load_corpus
 from ..rng import resolve_entropy
 from ..scenarios import Scenario
-from ..corpus import Corpus, load_corpus
 from .footprint import (
     RunFootprint,
     check_footprints,

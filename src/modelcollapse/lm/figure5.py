@@ -28,9 +28,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._validation import check_int
+from ..corpus import Corpus
 from .checkpoint import read_json, write_json
 from .checks import check_run, request_footprint
-from ..corpus import Corpus
 from .footprint import check_footprints
 from .loop import run
 from .metrics import mean_band

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..corpus import token_dtype
 from ..engine.footprint import USABLE_SHARE, check_fits, format_bytes
 from ..scenarios import Scenario
-from ..corpus import token_dtype
 from .plan import plan_row, stream_unit
 from .presets import Preset
 from .result import gen_dir

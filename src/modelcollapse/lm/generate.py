@@ -33,8 +33,8 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .._validation import check_float, check_int
-from . import _seeds
 from ..corpus import token_dtype
+from . import _seeds
 from .gpt import GPT, KVCache
 
 __all__ = [

@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._files import remove_stale_temps
+from ..corpus import Corpus
 from ..scenarios import Scenario
 from . import _seeds
 from .checkpoint import (
@@ -44,7 +45,6 @@ from .checkpoint import (
     write_json,
 )
 from .checks import check_run
-from ..corpus import Corpus
 from .generate import Sampling, sample_streams
 from .metrics import context_probs, diversity, unigram
 from .plan import (

@@ -22,15 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int
-from ..scenarios import (
-    Accumulate,
-    FreshReal,
-    FullySynthetic,
-    MostRecent,
-    PartiallySynthetic,
-    Scenario,
-)
+from ..scenarios import Scenario, make_text_scenario
 
 __all__ = [
     "CHECKED_ROWS",
@@ -64,32 +56,10 @@ CHECKED_ROWS = 16
 
 def make_lm_scenario(name: str | Scenario, *, tokens: int, synthetic_fraction: float | None = None,
                      K: int | None = None, where: str = "lm.run") -> Scenario:
-    """A scenario whose samples are tokens: ``tokens`` synthetic tokens per generation, and for
-    the mixtures a real corpus of N = ``tokens`` with n = N f / (1 − f) synthetic tokens, so
-    that the synthetic share n / (N + n) is f (Fig. 5: f = 0.5 and 0.2)."""
-    if isinstance(name, Scenario):
-        return name
-    check_choice(name, "scenario", LM_SCENARIOS, where=where)
-    check_int(tokens, "tokens", low=1, where=where)
-    if name in ("partially-synthetic", "fresh-real"):
-        if synthetic_fraction is None:
-            raise ValueError(f"The 'synthetic_fraction' parameter of {where} is required by "
-                             f"{name!r} (Fig. 5 uses 0.5 and 0.2).")
-        f = check_float(synthetic_fraction, "synthetic_fraction", low=0.0, high=1.0,
-                        low_open=True, where=where)
-        if f >= 1.0:
-            raise ValueError(f"The 'synthetic_fraction' parameter of {where} must be below 1 "
-                             f"for a mixture; use scenario 'fully-synthetic' for 1.")
-        n = max(1, round(tokens * f / (1 - f)))
-        return PartiallySynthetic(n=n, N=tokens) if name == "partially-synthetic" \
-            else FreshReal(n=n, N=tokens)
-    if name == "most-recent":
-        if K is None:
-            raise ValueError(f"The 'K' parameter of {where} is required by 'most-recent'.")
-        return MostRecent(n=tokens, K=check_int(K, "K", low=1, where=where))
-    if name == "accumulate":
-        return Accumulate(n=tokens, N=tokens)
-    return FullySynthetic(n=tokens)
+    """A scenario whose samples are tokens (:func:`modelcollapse.scenarios.make_text_scenario`),
+    among the ones the transformer loop runs."""
+    return make_text_scenario(name, tokens=tokens, synthetic_fraction=synthetic_fraction, K=K,
+                              choices=LM_SCENARIOS, where=where)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
 from ..corpus import CharTokenizer
+from .checkpoint import atomic_write
 from .metrics import mean_band
 from .result import RunResult, gen_dir
 
