@@ -30,7 +30,8 @@ class InputError(ValueError):
 
 
 #: Where a pydantic model's fields come from, as messages name it.
-MODEL_WHERE = {"SimulationSpec": "simulate", "SweepSpec": "sweep", "FigureSpec": "reproduce"}
+MODEL_WHERE = {"SimulationSpec": "simulate", "SweepSpec": "sweep", "FigureSpec": "reproduce",
+               "NgramSpec": "ngram"}
 
 
 def house_message(name: str, rule: str, got: object, where: str) -> str:

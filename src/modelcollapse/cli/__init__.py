@@ -9,7 +9,8 @@ import click
 from ._common import run_main
 
 #: Modules under modelcollapse.cli that each define a click command or group named ``command``.
-VERB_MODULES = ("simulate", "theory", "budget", "verify", "reproduce", "sweep", "results", "lm")
+VERB_MODULES = ("simulate", "theory", "budget", "verify", "reproduce", "sweep", "results", "lm",
+                "ngram")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
