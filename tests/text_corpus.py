@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+
 import numpy as np
 
 
@@ -17,3 +20,15 @@ def generated_text(n_chars: int = 120_000, seed: int = 0) -> str:
         words.append(word + sep)
         n += len(word) + len(sep)
     return "".join(words)[:n_chars]
+
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+@cache
+def corpus_text(n_chars: int = 300_000) -> str:
+    """Tiny Shakespeare's first ``n_chars`` when the shared copy is here, else a generated
+    text of that length (nothing downloaded)."""
+    if SHAKESPEARE.is_file():
+        return SHAKESPEARE.read_text(encoding="utf-8")[:n_chars]
+    return generated_text(n_chars)

@@ -4,7 +4,8 @@ Each context j of p(0)'s table (the corpus's order-k contexts) is its own statis
 in the paper, with its own sample size: the base size is S_j = max(1, round(ratio · |C_j|)),
 |C_j| the corpus count of context j. A scenario (eq. 5) is read in *units* of S_j: model m of
 context j trains on round(n_t^(m) · S_j / UNIT) samples of generation t, where the scenario
-is built with n, N in units (:func:`make_context_scenario`), so every scenario of
+is built with n, N in units (:func:`modelcollapse.scenarios.make_text_scenario` with
+``tokens=UNIT``; each part rounded half up), so every scenario of
 :mod:`modelcollapse.scenarios` runs unchanged, and a fully synthetic context is exactly the
 statistical loop with n = S_j, whose law :func:`modelcollapse.theory.collapse_time_law` gives.
 
@@ -65,8 +66,9 @@ class ContextHistory:
         self.rng = self.generator(m)
 
     def scaled(self, size: float) -> np.ndarray:
-        """(runs, contexts) sample sizes of a scenario size ``size`` (in units)."""
-        per_context = np.rint(size * self.sizes / UNIT).astype(np.int64)
+        """(runs, contexts) sample sizes of a scenario size ``size`` (in units), rounded half
+        up: a context with S_j = 1 in a window of two models takes one sample of each."""
+        per_context = np.floor(size * self.sizes / UNIT + 0.5).astype(np.int64)
         return np.broadcast_to(per_context, (self.n_runs, self.layout.n_rows))
 
     # --- the History protocol ---------------------------------------------------------

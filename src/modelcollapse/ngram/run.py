@@ -203,7 +203,8 @@ class _Loop:
         if text_tables:
             rng = generation_rng(self.spec.seed, m, part=2)
             texts = [self.write_text(t, rng) for t in text_tables]
-            self.moments.add(m, {name: np.array([text_metrics(x)[name] for x in texts])
+            measured = [text_metrics(x) for x in texts]
+            self.moments.add(m, {name: np.array([v[name] for v in measured])
                                  for name in TEXT_METRICS})
             if self.spec.samples:
                 decode = self.prepared.tokenizer.decode
@@ -227,7 +228,8 @@ class _Loop:
         atomic_write(self.folder / "state.npz", lambda fh: np.savez(fh, **arrays))
 
     def extra_state(self) -> dict[str, np.ndarray]:
-        return {}
+        """p(1) at the sampled contexts, which every later L1 is measured against."""
+        return {"first": self.first}
 
     def resume(self) -> tuple[int, dict[str, np.ndarray]]:
         """The last generation checkpointed (0: none) and the history's state then."""
@@ -246,7 +248,7 @@ class _Loop:
                                           if k.startswith("history_")}
 
     def restore_extra(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        self.first = state["first"]
 
     def bar(self, progress: bool | None, total: int, done: int):
         return tqdm(total=total, initial=done, unit="gen", desc=f"ngram {self.spec.loop}",
@@ -272,11 +274,10 @@ class _FixedLoop(_Loop):
         for block, (_, runs) in enumerate(blocks):
             history = ContextHistory(RowLayout(p0.offsets), p, self.sizes, self.scenario, runs,
                                      spec.seed, block)
-            done, state = self.resume()
             self.first = None
+            done, state = self.resume()
             if done:
                 history.restore(state)
-                self.first = state["first"]
             with self.bar(progress, G, done) as bar:
                 for m in range(done + 1, G + 1):
                     history.begin(m)
@@ -298,9 +299,6 @@ class _FixedLoop(_Loop):
         tables = [_run_table(p0, model[r]) for r in range(min(TEXT_RUNS, model.shape[0]))]
         self.record(m, values, l1, tables)
 
-    def extra_state(self) -> dict[str, np.ndarray]:
-        return {"first": self.first}
-
 
 class _GenerativeLoop(_Loop):
     """Model m writes a corpus; model m + 1 is counted from it (generative.py)."""
@@ -316,11 +314,10 @@ class _GenerativeLoop(_Loop):
             history = TextHistory(p0, self.prepared.train, self.scenario,
                                   streams=spec.resolved_streams, entropy=spec.seed,
                                   run=run_index)
-            done, state = (self.resume() if spec.n_runs == 1 else (0, {}))
             self.first = None
+            done, state = (self.resume() if spec.n_runs == 1 else (0, {}))
             if done:
                 history.restore(state)
-                self.first = state["first"]
             with self.bar(progress, G, done) as bar:
                 for m in range(done + 1, G + 1):
                     history.begin(m)
@@ -340,9 +337,6 @@ class _GenerativeLoop(_Loop):
                                true=self.true, validation=prepared.validation)
         p = distributions_at(model, counts, prepared.sampled)
         self.record(m, values, np.abs(p - self.first).sum(axis=-1)[0], [model])
-
-    def extra_state(self) -> dict[str, np.ndarray]:
-        return {"first": self.first}
 
 
 def _run_table(p0: NgramTable, counts: np.ndarray) -> NgramTable:
