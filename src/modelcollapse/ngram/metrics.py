@@ -28,7 +28,8 @@ from scipy.special import xlogy
 from .ragged import RowLayout
 from .table import NgramTable, context_keys
 
-__all__ = ["METRICS", "Validation", "model_metrics", "sample_contexts"]
+__all__ = ["METRICS", "DenseProbe", "RowProbe", "Validation", "model_metrics",
+           "sample_contexts"]
 
 METRICS = ("l1_to_first", "l1_to_true", "cross_entropy", "unseen_context", "collapsed_share",
            "support_mean", "contexts", "types", "entropy_rate")
@@ -56,21 +57,65 @@ class Validation:
         return cls(keys, np.asarray(tokens[order:], dtype=np.int64))
 
 
-def model_metrics(table: NgramTable, counts: np.ndarray, *, sampled: np.ndarray,
-                  first: np.ndarray | None, true: np.ndarray, validation: Validation,
-                  context_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+class DenseProbe:
+    """The models' next-token distributions at the sampled contexts as dense (runs,
+    contexts, vocab) arrays: for models on tables of their own (the generative loop), whose
+    rows differ from p(0)'s and which may lack a context (then: the unigram back-off)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = keys
+
+    def distributions(self, table: NgramTable, counts: np.ndarray) -> np.ndarray:
+        return distributions_at(table, counts, self.keys)
+
+    @staticmethod
+    def l1(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """(runs, contexts) ‖p − q‖₁."""
+        return np.abs(p - q).sum(axis=-1)
+
+
+class RowProbe:
+    """The same on p(0)'s rows only, (runs, entries of the sampled rows): for the
+    fixed-contexts loop, whose models all live on p(0)'s entries and never lack a context,
+    so no (contexts × vocab) array is needed."""
+
+    def __init__(self, p0: NgramTable, keys: np.ndarray):
+        rows = p0.rows(keys)
+        if np.any(rows < 0):
+            raise ValueError("The sampled contexts must be p(0)'s.")
+        lengths = np.diff(p0.offsets)[rows]
+        self.rows = rows
+        self.starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        self.entries = np.concatenate([np.arange(p0.offsets[j], p0.offsets[j + 1])
+                                       for j in rows])
+        self.sample_of_entry = np.repeat(np.arange(rows.size), lengths)
+
+    def distributions(self, table: NgramTable, counts: np.ndarray) -> np.ndarray:
+        picked = counts[:, self.entries].astype(np.float64)
+        totals = np.add.reduceat(picked, self.starts, axis=1)
+        return picked / totals[:, self.sample_of_entry]
+
+    def l1(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.abs(p - q), self.starts, axis=-1)
+
+
+def model_metrics(table: NgramTable, counts: np.ndarray, *, probe, first: np.ndarray | None,
+                  true: np.ndarray, validation: Validation,
+                  context_weights: np.ndarray | None = None
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Every metric of :data:`METRICS` per run, (runs,) each, for models ``counts``
-    (runs, entries) on ``table``'s layout. ``first``, ``true``: p(1) and p(0) at the
-    ``sampled`` contexts, (runs or 1, contexts, vocab) from :func:`distributions_at`;
-    ``context_weights`` (contexts,): π(c) of the entropy rate (default: the models' own
-    context counts)."""
+    (runs, entries) on ``table``'s layout; and the models' distributions at the sampled
+    contexts and ‖p(m) − p(1)‖₁ there, (runs, contexts) (zeros without ``first``).
+    ``probe`` (:class:`DenseProbe` or :class:`RowProbe`) reads the distributions;
+    ``first``, ``true``: p(1) and p(0) as it reads them; ``context_weights`` (contexts,):
+    π(c) of the entropy rate (default: the models' own context counts)."""
     layout = RowLayout(table.offsets)
     totals = layout.row_sums(counts)
     alive = totals > 0
     support = layout.row_sums((counts > 0).astype(np.int64))
     n_alive = alive.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(counts > 0, counts / totals[:, layout.row_of_entry], 0.0)
+        share = counts / np.maximum(totals, 1)[:, layout.row_of_entry]
         entropy = -layout.row_sums(xlogy(share, share))
         weights = totals if context_weights is None else np.broadcast_to(context_weights,
                                                                          totals.shape)
@@ -82,12 +127,12 @@ def model_metrics(table: NgramTable, counts: np.ndarray, *, sampled: np.ndarray,
             "types": support.sum(axis=1).astype(np.float64),
             "entropy_rate": rate,
         }
-    p = distributions_at(table, counts, sampled)
-    out["l1_to_first"] = (np.abs(p - first).sum(axis=-1).mean(axis=-1) if first is not None
-                          else np.zeros(counts.shape[0]))
-    out["l1_to_true"] = np.abs(p - true).sum(axis=-1).mean(axis=-1)
+    p = probe.distributions(table, counts)
+    l1_first = probe.l1(p, first) if first is not None else np.zeros(p.shape[:2])
+    out["l1_to_first"] = l1_first.mean(axis=-1)
+    out["l1_to_true"] = probe.l1(p, true).mean(axis=-1)
     out["cross_entropy"], out["unseen_context"] = cross_entropy(table, counts, validation)
-    return out
+    return out, p, l1_first
 
 
 def unigrams(table: NgramTable, counts: np.ndarray) -> np.ndarray:

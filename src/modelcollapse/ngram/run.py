@@ -27,8 +27,9 @@ from .generate import generate
 from .generative import TextHistory, generation_rng
 from .metrics import (
     METRICS,
+    DenseProbe,
+    RowProbe,
     Validation,
-    distributions_at,
     model_metrics,
     sample_contexts,
 )
@@ -82,22 +83,21 @@ def prepare(spec: NgramSpec, text: str | None = None) -> Prepared:
 
 def check_memory(spec: NgramSpec, prepared: Prepared) -> None:
     """Refuse, before any generation, a run whose arrays exceed the memory here: the fixed
-    loop holds per run a few (entries,) count arrays (the models a scenario keeps, the
-    corpus, draws in flight) and dense (contexts sampled × vocab) distributions at p(1), p(0)
-    and p(m); the generative loop holds a corpus as int64 n-gram keys, several times over
-    while counting."""
-    p0, contexts = prepared.p0, prepared.sampled.size
-    dense = 3 * contexts * p0.vocab_size * 8
+    loop holds per run a few (entries,) arrays (the models a scenario keeps, the corpus,
+    draws and metrics in flight); the generative loop holds corpora as int64 n-gram keys,
+    several times over while counting, and dense (contexts sampled × vocab) distributions."""
+    p0 = prepared.p0
     if spec.loop == "fixed":
-        kept = (spec.K or 1) + 2 if spec.scenario != "random-pool" else spec.generations + 2
-        need = spec.n_runs * (8 * (kept + 4) * p0.n_entries + dense)
-        detail = (f"{spec.n_runs} runs × ({p0.n_entries:,} n-gram entries × {kept + 4} "
-                  f"arrays + {contexts} contexts × {p0.vocab_size:,} tokens × 3)")
+        kept = spec.generations + 1 if spec.scenario == "random-pool" else (spec.K or 1) + 2
+        arrays = kept + 6
+        need = 8 * arrays * spec.n_runs * p0.n_entries
+        detail = f"{spec.n_runs} runs × {p0.n_entries:,} n-gram entries × {arrays} arrays"
         way_out = "fewer runs, a lower order or a smaller vocabulary"
     else:
         unit = spec.resolved_tokens
         sources = spec.generations + 1 if spec.scenario in ("accumulate", "random-pool",
                                                             "accumulate-subsample") else 3
+        dense = 4 * prepared.sampled.size * p0.vocab_size * 8
         need = 40 * unit * sources + 6 * 24 * p0.n_entries + dense
         detail = f"corpora of {unit:,} tokens × {sources} at 40 bytes a token"
         way_out = "fewer tokens or fewer generations"
@@ -192,7 +192,9 @@ class _Loop:
         self.per_context, self.samples, self.folder = per_context, samples, folder
         self.scenario = spec.build_scenario()
         p0 = prepared.p0
-        self.true = distributions_at(p0, p0.counts[None], prepared.sampled)
+        self.probe = (RowProbe(p0, prepared.sampled) if spec.loop == "fixed"
+                      else DenseProbe(prepared.sampled))
+        self.true = self.probe.distributions(p0, p0.counts[None])
         self.sizes = base_sizes(p0.totals, spec.resolved_ratio)
 
     def record(self, m: int, values: dict[str, np.ndarray], l1_runs: np.ndarray | None,
@@ -215,6 +217,23 @@ class _Loop:
         at = rng.integers(0, self.prepared.train.size - k + 1, size=EVAL_STREAMS)
         starts = self.prepared.train[at[:, None] + np.arange(k)[None, :]]
         return generate(table, starts, EVAL_LENGTH, rng)
+
+    def measure_p0(self, context_weights: np.ndarray | None) -> dict[str, np.ndarray]:
+        p0 = self.prepared.p0
+        values, _, _ = model_metrics(p0, p0.counts[None], probe=self.probe, first=None,
+                                     true=self.true, validation=self.prepared.validation,
+                                     context_weights=context_weights)
+        return values
+
+    def measure(self, m: int, table: NgramTable, counts: np.ndarray,
+                context_weights: np.ndarray | None, text_tables: list[NgramTable]) -> None:
+        """Metrics of model m (p(1) kept from m = 1 for the L1 to it)."""
+        if m == 1:
+            self.first = self.probe.distributions(table, counts)
+        values, _, l1 = model_metrics(table, counts, probe=self.probe, first=self.first,
+                                      true=self.true, validation=self.prepared.validation,
+                                      context_weights=context_weights)
+        self.record(m, values, l1.sum(axis=0), text_tables)
 
     def checkpoint(self, m: int, state: dict[str, np.ndarray]) -> None:
         if self.folder is None:
@@ -265,11 +284,7 @@ class _FixedLoop(_Loop):
         if len(blocks) > 1 and self.folder is not None:
             raise InputError(f"The 'runs' parameter of ngram with 'out' must be at most "
                              f"{blocks[0][1]} (one block of runs checkpoints). Got {spec.n_runs}.")
-        self.record(0, model_metrics(p0, p0.counts[None], sampled=self.prepared.sampled,
-                                     first=None, true=self.true,
-                                     validation=self.prepared.validation,
-                                     context_weights=p0.totals) | {"l1_to_first": np.zeros(1)},
-                    None, [p0])
+        self.record(0, self.measure_p0(p0.totals), None, [p0])
         p = p0.counts / p0.totals[p0.row_of_entry]
         for block, (_, runs) in enumerate(blocks):
             history = ContextHistory(RowLayout(p0.offsets), p, self.sizes, self.scenario, runs,
@@ -283,21 +298,14 @@ class _FixedLoop(_Loop):
                     history.begin(m)
                     model = self.scenario.training_set(m, history)
                     history.store(m, model)
-                    self.measure(m, model)
+                    self.measure_model(m, model)
                     self.checkpoint(m, history.state())
                     bar.update(1)
 
-    def measure(self, m: int, model: np.ndarray) -> None:
-        p0, prepared = self.prepared.p0, self.prepared
-        if m == 1:
-            self.first = distributions_at(p0, model, prepared.sampled)
-        values = model_metrics(p0, model, sampled=prepared.sampled, first=self.first,
-                               true=self.true, validation=prepared.validation,
-                               context_weights=p0.totals)
-        p = distributions_at(p0, model, prepared.sampled)
-        l1 = np.abs(p - self.first).sum(axis=-1).sum(axis=0)
+    def measure_model(self, m: int, model: np.ndarray) -> None:
+        p0 = self.prepared.p0
         tables = [_run_table(p0, model[r]) for r in range(min(TEXT_RUNS, model.shape[0]))]
-        self.record(m, values, l1, tables)
+        self.measure(m, p0, model, p0.totals, tables)
 
 
 class _GenerativeLoop(_Loop):
@@ -306,10 +314,7 @@ class _GenerativeLoop(_Loop):
     def run(self, progress: bool | None) -> None:
         spec, p0 = self.spec, self.prepared.p0
         G = spec.generations
-        self.record(0, model_metrics(p0, p0.counts[None], sampled=self.prepared.sampled,
-                                     first=None, true=self.true,
-                                     validation=self.prepared.validation)
-                    | {"l1_to_first": np.zeros(1)}, None, [p0])
+        self.record(0, self.measure_p0(None), None, [p0])
         for run_index in range(spec.n_runs):
             history = TextHistory(p0, self.prepared.train, self.scenario,
                                   streams=spec.resolved_streams, entropy=spec.seed,
@@ -323,20 +328,13 @@ class _GenerativeLoop(_Loop):
                     history.begin(m)
                     model = self.scenario.training_set(m, history)
                     history.store(m, model)
-                    self.measure(m, model)
+                    self.measure_model(m, model)
                     if spec.n_runs == 1:
                         self.checkpoint(m, history.state())
                     bar.update(1)
 
-    def measure(self, m: int, model: NgramTable) -> None:
-        prepared = self.prepared
-        counts = model.counts[None]
-        if m == 1:
-            self.first = distributions_at(model, counts, prepared.sampled)
-        values = model_metrics(model, counts, sampled=prepared.sampled, first=self.first,
-                               true=self.true, validation=prepared.validation)
-        p = distributions_at(model, counts, prepared.sampled)
-        self.record(m, values, np.abs(p - self.first).sum(axis=-1)[0], [model])
+    def measure_model(self, m: int, model: NgramTable) -> None:
+        self.measure(m, model, model.counts[None], None, [model])
 
 
 def _run_table(p0: NgramTable, counts: np.ndarray) -> NgramTable:
