@@ -24,8 +24,8 @@ import numpy as np
 
 from modelcollapse._system import available_cores
 from modelcollapse.corpus import load_corpus
-from modelcollapse.ngram import generate as generate_module
-from modelcollapse.ngram.generate import NUMBA_AVAILABLE, generate
+from modelcollapse.ngram import sampler
+from modelcollapse.ngram.sampler import NUMBA_AVAILABLE, generate
 from modelcollapse.ngram.table import NgramTable
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
@@ -39,15 +39,15 @@ def compile_seconds(table: NgramTable, starts: np.ndarray) -> tuple[float, float
     start = time.perf_counter()
     generate(table, starts[:8], table.order + 2, np.random.default_rng(0), engine="numba")
     first = time.perf_counter() - start
-    fresh = numba.njit(parallel=True, cache=False)(generate_module._numba_body)
-    saved = generate_module._numba_kernel
-    generate_module._numba_kernel = fresh
+    fresh = numba.njit(parallel=True, cache=False)(sampler._numba_body)
+    saved = sampler._numba_kernel
+    sampler._numba_kernel = fresh
     try:
         start = time.perf_counter()
         generate(table, starts[:8], table.order + 2, np.random.default_rng(0), engine="numba")
         cold = time.perf_counter() - start
     finally:
-        generate_module._numba_kernel = saved
+        sampler._numba_kernel = saved
     return cold, first
 
 

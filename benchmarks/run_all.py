@@ -28,6 +28,8 @@ CPU_BENCHMARKS = [
     ("bench_collapse_law.py", ["--quick"], []),
     ("bench_recording.py", ["--quick"], []),
     ("bench_budget.py", ["--quick"], []),
+    ("bench_ngram_generate.py", ["--quick"], []),
+    ("bench_ngram.py", ["--quick"], []),
     ("bench_sweep.py", None, []),
     ("bench_lm.py", None, []),
 ]

@@ -3,19 +3,16 @@ back-off to the unigram computed by hand, next-token frequencies against the fit
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modelcollapse.corpus import load_corpus
-from modelcollapse.ngram.generate import NUMBA_AVAILABLE, generate
+from modelcollapse.ngram import sampler as generate_module
+from modelcollapse.ngram.sampler import NUMBA_AVAILABLE, generate
 from modelcollapse.ngram.table import NgramTable, context_keys
 from text_corpus import generated_text
-
-#: The module (the package's ``generate`` is the function of that name).
-generate_module = importlib.import_module("modelcollapse.ngram.generate")
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
 

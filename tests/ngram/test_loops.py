@@ -3,19 +3,16 @@ resume after a kill, and the output folder."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 from modelcollapse import api, ngram
+from modelcollapse.ngram import runner as run_module
 from modelcollapse.ngram.spec import NgramSpec
 from modelcollapse.scenarios import SCENARIOS
 from text_corpus import corpus_text
 
 TEXT = corpus_text()
-#: The runner module (the package's ``run`` is the function of that name).
-run_module = importlib.import_module("modelcollapse.ngram.run")
 
 
 def test_fixed_contexts_agree_with_the_exact_per_context_prediction():

@@ -13,10 +13,10 @@ Nothing here imports torch.
 """
 
 from .figure import Figure5NgramResult, run_figure5
-from .generate import generate
 from .prediction import fixed_contexts_prediction
 from .result import NgramResult, load_result
-from .run import run
+from .runner import run
+from .sampler import generate
 from .spec import NgramSpec
 from .table import NgramTable
 from .tokenize import build_tokenizer

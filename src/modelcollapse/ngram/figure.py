@@ -20,7 +20,7 @@ from .._files import atomic_write_text, check_output_folder
 from ..corpus import load_text
 from .plots import plot_figure5_ngram
 from .result import NgramResult
-from .run import run
+from .runner import run
 from .spec import NgramSpec
 
 __all__ = ["FIG5_NGRAM_SCENARIOS", "Figure5NgramResult", "run_figure5"]

@@ -5,7 +5,7 @@ in the next corpus is itself drawn from the model, so context frequencies drift 
 are lost or appear — what a real language model trained on generated text sees.
 
 A sample of T tokens is ``streams`` parallel streams written autoregressively
-(:func:`.generate.generate`), each started from k tokens of the real training text at a
+(:func:`.sampler.generate`), each started from k tokens of the real training text at a
 uniform position; n-grams never cross a stream boundary. A scenario's sizes are tokens
 (:func:`modelcollapse.scenarios.make_text_scenario`: ``tokens`` per unit), and t = 0 is p(0),
 the corpus's own n-gram model (real data = text sampled from p(0), as the paper's loop).
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scenarios import Scenario
-from .generate import generate
+from .sampler import generate
 from .table import NgramTable
 
 __all__ = ["TextHistory"]

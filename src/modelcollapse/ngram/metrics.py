@@ -4,7 +4,7 @@ Models are counts (runs, entries) laid out on one table's (context, token) entri
 fixed-contexts loop's models on p(0)'s table, a generative model on its own table (runs = 1).
 A context a model has not seen — lost, or never in its data — has no fitted distribution; the
 model then *backs off* to its unigram (the distribution of all tokens it was trained to
-predict), which is also what generation draws from there (:mod:`.generate`).
+predict), which is also what generation draws from there (:mod:`.sampler`).
 
 * ``l1_to_first`` / ``l1_to_true``: ‖p(m)(·|c) − p(1)(·|c)‖₁ and against p(0), averaged over
   contexts c sampled from p(0) (Fig. 5 of the paper: 300 contexts).

@@ -23,7 +23,6 @@ from .._validation import InputError
 from ..corpus import load_text
 from ..engine.footprint import check_fits
 from .fixed import ContextHistory, base_sizes, run_blocks
-from .generate import generate
 from .generative import TextHistory, generation_rng
 from .metrics import (
     METRICS,
@@ -36,6 +35,7 @@ from .metrics import (
 from .prediction import LARGEST_SIZE, fixed_contexts_prediction
 from .ragged import RowLayout
 from .result import NgramResult, build_result
+from .sampler import generate
 from .spec import NgramSpec
 from .table import NgramTable
 from .text_metrics import TEXT_METRICS, text_metrics
