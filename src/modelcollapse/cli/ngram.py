@@ -50,11 +50,13 @@ def command() -> None:
 def run_command(out, fmt, progress, **fields) -> None:
     """Count p(0) from a corpus, then run GENERATIONS models recursively trained on samples."""
     from .. import ngram
+    from ..corpus import load_text
 
     given = {k: v for k, v in fields.items() if v is not None and v is not False}
     with input_errors():
         spec = ngram.NgramSpec(**given)
-    result = ngram.run(spec, out=out, progress=progress)
+        text = load_text(spec.corpus, download=spec.download)
+    result = ngram.run(spec, out=out, text=text, progress=progress)
     summary = result.summary()
     if out is not None:
         summary["out"] = str(out)
