@@ -87,21 +87,26 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("loop,scenario", [("fixed", "accumulate-subsample"),
-                                           ("fixed", "random-pool"),
-                                           ("generative", "accumulate"),
-                                           ("generative", "most-recent")])
-def test_resume_after_a_kill_gives_identical_results(tmp_path, monkeypatch, loop, scenario):
+@pytest.mark.parametrize("loop,scenario,kill_unit", [("fixed", "accumulate-subsample", 0),
+                                                     ("fixed", "random-pool", 1),
+                                                     ("generative", "accumulate", 0),
+                                                     ("generative", "most-recent", 1)])
+def test_resume_after_a_kill_gives_identical_results(tmp_path, monkeypatch, loop, scenario,
+                                                     kill_unit):
+    """Killed after generation 3 of the first or the second unit (a block of runs of the
+    fixed loop, a run of the generative loop), the run resumes to the unbroken numbers."""
+    if loop == "fixed":
+        monkeypatch.setattr(run_module, "run_blocks", lambda runs: [(0, 3), (3, 3)])
     fields = dict(order=2, loop=loop, scenario=scenario, generations=5, contexts=30,
                   **({"runs": 6, "ratio": 0.05} if loop == "fixed"
-                     else {"tokens": 30_000, "streams": 60}),
+                     else {"tokens": 30_000, "streams": 60, "runs": 2}),
                   **({"K": 2} if scenario == "most-recent" else {}))
     unbroken = ngram.run(text=TEXT, progress=False, **fields)
     original = run_module._Loop.checkpoint
 
-    def kill_after_three(self, m, state):
-        original(self, m, state)
-        if m == 3:
+    def kill_after_three(self, unit, m, state):
+        original(self, unit, m, state)
+        if (unit, m) == (kill_unit, 3):
             raise _Killed
 
     monkeypatch.setattr(run_module._Loop, "checkpoint", kill_after_three)

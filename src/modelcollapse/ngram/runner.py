@@ -184,10 +184,11 @@ def _open_folder(out: str | Path, spec: NgramSpec) -> Path:
 
 
 class _Loop:
-    """What both loops share: checkpoints, metrics at generation 0, progress."""
+    """What both loops share: generation 0, the generations of each unit of runs (a block of
+    runs of the fixed loop, one run of the generative loop), checkpoints and resuming."""
 
-    def __init__(self, spec, prepared: Prepared, moments: _Moments, per_context: np.ndarray,
-                 samples: dict[int, list[str]], folder: Path | None):
+    def __init__(self, spec: NgramSpec, prepared: Prepared, moments: _Moments,
+                 per_context: np.ndarray, samples: dict[int, list[str]], folder: Path | None):
         self.spec, self.prepared, self.moments = spec, prepared, moments
         self.per_context, self.samples, self.folder = per_context, samples, folder
         self.scenario = spec.build_scenario()
@@ -196,6 +197,42 @@ class _Loop:
                       else DenseProbe(prepared.sampled))
         self.true = self.probe.distributions(p0, p0.counts[None])
         self.sizes = base_sizes(p0.totals, spec.resolved_ratio)
+        self.first: np.ndarray | None = None   # p(1) at the sampled contexts, per unit
+
+    # --- what each loop supplies ----------------------------------------------------------
+
+    context_weights: np.ndarray | None = None
+
+    def units(self) -> int:
+        raise NotImplementedError
+
+    def history(self, unit: int):
+        raise NotImplementedError
+
+    def measure_model(self, m: int, model) -> None:
+        raise NotImplementedError
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, progress: bool | None) -> None:
+        p0, G = self.prepared.p0, self.spec.generations
+        self.record(0, self.measure_p0(), None, [p0])
+        start_unit, done, state = self.resume()
+        with tqdm(total=self.units() * G, initial=start_unit * G + done, unit="gen",
+                  desc=f"ngram {self.spec.loop}", leave=False,
+                  disable=None if progress is None else not progress) as bar:
+            for unit in range(start_unit, self.units()):
+                history = self.history(unit)
+                if unit == start_unit and done:
+                    history.restore(state)
+                first_generation = done + 1 if unit == start_unit else 1
+                for m in range(first_generation, G + 1):
+                    history.begin(m)
+                    model = self.scenario.training_set(m, history)
+                    history.store(m, model)
+                    self.measure_model(m, model)
+                    self.checkpoint(unit, m, history.state())
+                    bar.update(1)
 
     def record(self, m: int, values: dict[str, np.ndarray], l1_runs: np.ndarray | None,
                text_tables: list[NgramTable]) -> None:
@@ -208,7 +245,7 @@ class _Loop:
             measured = [text_metrics(x) for x in texts]
             self.moments.add(m, {name: np.array([v[name] for v in measured])
                                  for name in TEXT_METRICS})
-            if self.spec.samples:
+            if self.spec.samples and m not in self.samples:
                 decode = self.prepared.tokenizer.decode
                 self.samples[m] = [decode(s) for s in texts[0][: self.spec.samples]]
 
@@ -218,123 +255,93 @@ class _Loop:
         starts = self.prepared.train[at[:, None] + np.arange(k)[None, :]]
         return generate(table, starts, EVAL_LENGTH, rng)
 
-    def measure_p0(self, context_weights: np.ndarray | None) -> dict[str, np.ndarray]:
+    def measure_p0(self) -> dict[str, np.ndarray]:
         p0 = self.prepared.p0
         values, _, _ = model_metrics(p0, p0.counts[None], probe=self.probe, first=None,
                                      true=self.true, validation=self.prepared.validation,
-                                     context_weights=context_weights)
+                                     context_weights=self.context_weights)
         return values
 
     def measure(self, m: int, table: NgramTable, counts: np.ndarray,
-                context_weights: np.ndarray | None, text_tables: list[NgramTable]) -> None:
+                text_tables: list[NgramTable]) -> None:
         """Metrics of model m (p(1) kept from m = 1 for the L1 to it)."""
         if m == 1:
             self.first = self.probe.distributions(table, counts)
         values, _, l1 = model_metrics(table, counts, probe=self.probe, first=self.first,
                                       true=self.true, validation=self.prepared.validation,
-                                      context_weights=context_weights)
+                                      context_weights=self.context_weights)
         self.record(m, values, l1.sum(axis=0), text_tables)
 
-    def checkpoint(self, m: int, state: dict[str, np.ndarray]) -> None:
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint(self, unit: int, m: int, state: dict[str, np.ndarray]) -> None:
+        """Everything needed to go on after generation m of ``unit``, in one atomic file."""
         if self.folder is None:
             return
         arrays = {f"history_{k}": v for k, v in state.items()}
         arrays.update({f"moments_{k}": v for k, v in self.moments.arrays().items()})
         arrays["per_context"] = self.per_context
-        arrays["generation"] = np.array(m)
+        arrays["position"] = np.array([unit, m])
+        arrays["first"] = self.first
         arrays["samples"] = np.array(json.dumps({str(k): v for k, v in self.samples.items()}))
-        arrays.update(self.extra_state())
         atomic_write(self.folder / "state.npz", lambda fh: np.savez(fh, **arrays))
 
-    def extra_state(self) -> dict[str, np.ndarray]:
-        """p(1) at the sampled contexts, which every later L1 is measured against."""
-        return {"first": self.first}
-
-    def resume(self) -> tuple[int, dict[str, np.ndarray]]:
-        """The last generation checkpointed (0: none) and the history's state then."""
+    def resume(self) -> tuple[int, int, dict[str, np.ndarray]]:
+        """Where the last checkpoint stopped: (unit, generation, history state); (0, 0, {})
+        without one. The statistics so far and p(1) are restored here."""
         path = self.folder / "state.npz" if self.folder is not None else None
         if path is None or not path.exists():
-            return 0, {}
+            return 0, 0, {}
         with np.load(path, allow_pickle=False) as saved:
             state = {k: saved[k] for k in saved.files}
         self.moments.restore(state)
         self.per_context[:] = state["per_context"]
-        self.samples.update({int(k): v for k, v in json.loads(str(state["samples"])).items()})
-        self.restore_extra(state)
-        print(f"ngram: resuming after generation {int(state['generation'])} in "
-              f"{self.folder}", file=sys.stderr)
-        return int(state["generation"]), {k[len("history_"):]: v for k, v in state.items()
-                                          if k.startswith("history_")}
-
-    def restore_extra(self, state: dict[str, np.ndarray]) -> None:
         self.first = state["first"]
-
-    def bar(self, progress: bool | None, total: int, done: int):
-        return tqdm(total=total, initial=done, unit="gen", desc=f"ngram {self.spec.loop}",
-                    disable=None if progress is None else not progress, leave=False)
+        self.samples.update({int(k): v for k, v in json.loads(str(state["samples"])).items()})
+        unit, m = (int(x) for x in state["position"])
+        what = "block of runs" if self.spec.loop == "fixed" else "run"
+        print(f"ngram: resuming after generation {m} of {what} {unit} in {self.folder}",
+              file=sys.stderr)
+        history = {k[len("history_"):]: v for k, v in state.items() if k.startswith("history_")}
+        return unit, m, history
 
 
 class _FixedLoop(_Loop):
-    """Every context of p(0) resampled with its own S_j, runs in blocks (fixed.py)."""
+    """Every context of p(0) resampled with its own S_j (fixed.py), in blocks of runs."""
 
-    def run(self, progress: bool | None) -> None:
-        spec, p0 = self.spec, self.prepared.p0
-        G = spec.generations
-        blocks = run_blocks(spec.n_runs)
-        if len(blocks) > 1 and self.folder is not None:
-            raise InputError(f"The 'runs' parameter of ngram with 'out' must be at most "
-                             f"{blocks[0][1]} (one block of runs checkpoints). Got {spec.n_runs}.")
-        self.record(0, self.measure_p0(p0.totals), None, [p0])
-        p = p0.counts / p0.totals[p0.row_of_entry]
-        for block, (_, runs) in enumerate(blocks):
-            history = ContextHistory(RowLayout(p0.offsets), p, self.sizes, self.scenario, runs,
-                                     spec.seed, block)
-            self.first = None
-            done, state = self.resume()
-            if done:
-                history.restore(state)
-            with self.bar(progress, G, done) as bar:
-                for m in range(done + 1, G + 1):
-                    history.begin(m)
-                    model = self.scenario.training_set(m, history)
-                    history.store(m, model)
-                    self.measure_model(m, model)
-                    self.checkpoint(m, history.state())
-                    bar.update(1)
+    def __init__(self, *args):
+        super().__init__(*args)
+        p0 = self.prepared.p0
+        self.context_weights = p0.totals   # π(c): p(0)'s context frequencies
+        self.blocks = run_blocks(self.spec.n_runs)
+        self.layout = RowLayout(p0.offsets)
+        self.p = p0.counts / p0.totals[p0.row_of_entry]
+
+    def units(self) -> int:
+        return len(self.blocks)
+
+    def history(self, unit: int) -> ContextHistory:
+        return ContextHistory(self.layout, self.p, self.sizes, self.scenario,
+                              self.blocks[unit][1], self.spec.seed, unit)
 
     def measure_model(self, m: int, model: np.ndarray) -> None:
         p0 = self.prepared.p0
         tables = [_run_table(p0, model[r]) for r in range(min(TEXT_RUNS, model.shape[0]))]
-        self.measure(m, p0, model, p0.totals, tables)
+        self.measure(m, p0, model, tables)
 
 
 class _GenerativeLoop(_Loop):
-    """Model m writes a corpus; model m + 1 is counted from it (generative.py)."""
+    """Model m writes a corpus; model m + 1 is counted from it (generative.py); run by run."""
 
-    def run(self, progress: bool | None) -> None:
-        spec, p0 = self.spec, self.prepared.p0
-        G = spec.generations
-        self.record(0, self.measure_p0(None), None, [p0])
-        for run_index in range(spec.n_runs):
-            history = TextHistory(p0, self.prepared.train, self.scenario,
-                                  streams=spec.resolved_streams, entropy=spec.seed,
-                                  run=run_index)
-            self.first = None
-            done, state = (self.resume() if spec.n_runs == 1 else (0, {}))
-            if done:
-                history.restore(state)
-            with self.bar(progress, G, done) as bar:
-                for m in range(done + 1, G + 1):
-                    history.begin(m)
-                    model = self.scenario.training_set(m, history)
-                    history.store(m, model)
-                    self.measure_model(m, model)
-                    if spec.n_runs == 1:
-                        self.checkpoint(m, history.state())
-                    bar.update(1)
+    def units(self) -> int:
+        return self.spec.n_runs
+
+    def history(self, unit: int) -> TextHistory:
+        return TextHistory(self.prepared.p0, self.prepared.train, self.scenario,
+                           streams=self.spec.resolved_streams, entropy=self.spec.seed, run=unit)
 
     def measure_model(self, m: int, model: NgramTable) -> None:
-        self.measure(m, model, model.counts[None], None, [model])
+        self.measure(m, model, model.counts[None], [model])
 
 
 def _run_table(p0: NgramTable, counts: np.ndarray) -> NgramTable:

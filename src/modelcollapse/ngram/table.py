@@ -116,7 +116,7 @@ class NgramTable:
 
     def unigram(self) -> np.ndarray:
         """(vocab,) counts of the tokens predicted (every position of the data after the
-        first k of each stream)."""
+        first k of each stream); summed in float64, exact below 2⁵³ tokens."""
         return np.bincount(self.tokens, weights=self.counts,
                            minlength=self.vocab_size).astype(np.int64)
 
@@ -166,8 +166,9 @@ class NgramTable:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> NgramTable:
         order, vocab_size = (int(x) for x in arrays["shape"])
-        return cls(order, vocab_size, arrays["keys"], arrays["offsets"], arrays["tokens"],
-                   arrays["counts"])
+        return cls(order, vocab_size, np.asarray(arrays["keys"], np.int64),
+                   np.asarray(arrays["offsets"], np.int64), np.asarray(arrays["tokens"], np.int32),
+                   np.asarray(arrays["counts"], np.int64))
 
 
 def _gram_keys(stream: np.ndarray, order: int, vocab_size: int) -> np.ndarray:
