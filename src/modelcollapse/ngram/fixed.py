@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validation import InputError
 from ..rng import RUN_BLOCK
-from ..scenarios import Custom, Scenario
+from ..scenarios import Scenario
 from .ragged import RowLayout
 
 __all__ = ["UNIT", "ContextHistory", "base_sizes"]
@@ -44,10 +44,6 @@ class ContextHistory:
 
     def __init__(self, layout: RowLayout, p0: np.ndarray, sizes: np.ndarray,
                  scenario: Scenario, n_runs: int, entropy: int, block: int):
-        if isinstance(scenario, Custom) and scenario.needs_token_order:
-            raise ValueError("The 'scenario' parameter of ngram: a custom scenario that slices "
-                             "a fixed corpus needs the tokens' order; the fixed-contexts loop "
-                             "holds models as counts. Use real='fresh'.")
         self.layout, self.p0, self.sizes = layout, p0, sizes
         self.scenario, self.n_runs = scenario, n_runs
         self.entropy, self.block = entropy, block
