@@ -91,6 +91,8 @@ def test_reproduce_fig5_ngram_quick(folder):
     numbers = json.loads((folder / "out" / "fig5-ngram" / "fig5_ngram.json").read_text())
     assert set(numbers["orders"]) == {"1", "2", "3"}
     assert (folder / "out" / "fig5-ngram" / "fig5_ngram.png").is_file()
+    report = (folder / "out" / "report.md").read_text()
+    assert "## fig5-ngram" in report and "| k = 3, 20 % synthetic |" in report
 
 
 def test_reproduce_refuses_text_flags_without_a_text_figure(folder):
