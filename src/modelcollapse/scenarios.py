@@ -146,6 +146,12 @@ class Scenario:
         """Size of the fixed real corpus the scenario reuses (0 if it draws fresh real data)."""
         return 0
 
+    def unreachable(self, m: int, stored) -> list[int]:
+        """Of the generations ``stored``, those no model after m can train on: all before
+        the last ``lag`` (none when the lag is unbounded)."""
+        lag = self.lag
+        return [] if lag is None else [t for t in stored if t <= m - lag]
+
     def describe(self) -> str:
         """``name(field=value, ...)``, as results and reports label the scenario."""
         fields = ", ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))

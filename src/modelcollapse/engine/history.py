@@ -51,10 +51,8 @@ class HistoryBase:
         """Model m; those no later model can train on (all before the last ``lag``) go. (A
         span of fused generations stores only its last model.)"""
         self._models[m] = model
-        lag = self.scenario.lag
-        if lag is not None:
-            for t in [t for t in self._models if t <= m - lag]:
-                del self._models[t]
+        for t in self.scenario.unreachable(m, list(self._models)):
+            del self._models[t]
 
     def keep(self, rows, rows_host) -> None:
         """Keep only ``rows`` (runs that stopped go) everywhere: ``rows`` index the backend's

@@ -126,10 +126,8 @@ class ContextHistory:
                              f"{m} under {self.scenario.describe()}: raise the ratio or "
                              f"min_count.")
         self.models[m] = model
-        lag = self.scenario.lag
-        if lag is not None and not self.scenario.pooled:
-            for t in [t for t in self.models if t <= m - lag]:
-                del self.models[t]
+        for t in self.scenario.unreachable(m, list(self.models)):
+            del self.models[t]
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything later generations need, as arrays (a checkpoint)."""

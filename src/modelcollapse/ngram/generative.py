@@ -122,10 +122,8 @@ class TextHistory:
 
     def store(self, m: int, model: NgramTable) -> None:
         self.models[m] = model
-        lag = self.scenario.lag
-        if lag is not None and not self.scenario.pooled:
-            for t in [t for t in self.models if t <= m - lag]:
-                del self.models[t]
+        for t in self.scenario.unreachable(m, list(self.models)):
+            del self.models[t]
 
     def state(self) -> dict[str, np.ndarray]:
         out = {}
