@@ -75,28 +75,30 @@ class DenseProbe:
 
 
 class RowProbe:
-    """The same on p(0)'s rows only, (runs, entries of the sampled rows): for the
+    """The same on p(0)'s rows only, (runs, entries of the distinct sampled rows): for the
     fixed-contexts loop, whose models all live on p(0)'s entries and never lack a context,
-    so no (contexts × vocab) array is needed."""
+    so no (contexts × vocab) array is needed. Contexts are sampled with replacement (a
+    frequent one many times): each distinct row is read once."""
 
     def __init__(self, p0: NgramTable, keys: np.ndarray):
         rows = p0.rows(keys)
         if np.any(rows < 0):
             raise ValueError("The sampled contexts must be p(0)'s.")
-        lengths = np.diff(p0.offsets)[rows]
-        self.rows = rows
+        distinct, self.sample_row = np.unique(rows, return_inverse=True)
+        lengths = np.diff(p0.offsets)[distinct]
         self.starts = np.r_[0, np.cumsum(lengths)[:-1]]
         self.entries = np.concatenate([np.arange(p0.offsets[j], p0.offsets[j + 1])
-                                       for j in rows])
-        self.sample_of_entry = np.repeat(np.arange(rows.size), lengths)
+                                       for j in distinct])
+        self.row_of_entry = np.repeat(np.arange(distinct.size), lengths)
 
     def distributions(self, table: NgramTable, counts: np.ndarray) -> np.ndarray:
         picked = counts[:, self.entries].astype(np.float64)
         totals = np.add.reduceat(picked, self.starts, axis=1)
-        return picked / totals[:, self.sample_of_entry]
+        return picked / totals[:, self.row_of_entry]
 
     def l1(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(np.abs(p - q), self.starts, axis=-1)
+        """(runs, sampled contexts) ‖p − q‖₁."""
+        return np.add.reduceat(np.abs(p - q), self.starts, axis=-1)[:, self.sample_row]
 
 
 def model_metrics(table: NgramTable, counts: np.ndarray, *, probe, first: np.ndarray | None,
