@@ -31,7 +31,7 @@ class InputError(ValueError):
 
 #: Where a pydantic model's fields come from, as messages name it.
 MODEL_WHERE = {"SimulationSpec": "simulate", "SweepSpec": "sweep", "FigureSpec": "reproduce",
-               "NgramSpec": "ngram"}
+               "NgramSpec": "ngram", "FunctionalSpec": "functional"}
 
 
 def house_message(name: str, rule: str, got: object, where: str) -> str:

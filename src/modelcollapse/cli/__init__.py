@@ -10,7 +10,7 @@ from ._common import run_main
 
 #: Modules under modelcollapse.cli that each define a click command or group named ``command``.
 VERB_MODULES = ("simulate", "theory", "budget", "verify", "reproduce", "sweep", "results", "lm",
-                "ngram")
+                "ngram", "functional")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
