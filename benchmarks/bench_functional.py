@@ -1,7 +1,8 @@
 """Timing of the functional loop's fits: warm-started Newton–CG (per-run convergence, logits
-for rank c) against cold-started joint L-BFGS (the baseline), on the same training counts.
+for rank c and λ = 0) against cold-started joint L-BFGS (the baseline), on the same counts.
 
     .venv/bin/python benchmarks/bench_functional.py [--runs 200 --contexts 81 --vocab 100]
+    .venv/bin/python benchmarks/bench_functional.py --quick    # 40 runs, d = 16 and 81
 
 Prints seconds per generation for each d and the ratio baseline / Newton.
 """
@@ -28,7 +29,10 @@ def main() -> None:
     parser.add_argument("--dims", default="16,81,256")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="40 runs, d = 16 and 81")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.dims = 40, "16,81"
     for d in (int(x) for x in args.dims.split(",")):
         spec = FunctionalSpec(contexts=args.contexts, vocab=args.vocab, dim=d,
                               weight_decay=args.weight_decay)
@@ -42,10 +46,11 @@ def main() -> None:
         for _ in range(args.generations):
             counts = draw_counts(p, 10, rng).reshape(R, c, s)
             tensor = torch.tensor(counts.transpose(0, 2, 1), dtype=torch.float64)
-            newton_obj = (LogitObjective(xt, tensor, spec.weight_decay) if emb.rank == c
+            in_logits = emb.rank == c and spec.weight_decay == 0.0  # as the loop decides
+            newton_obj = (LogitObjective(xt, tensor, spec.weight_decay) if in_logits
                           else SoftmaxObjective(xt, tensor, spec.weight_decay))
             start = warm if warm is not None else torch.zeros(
-                R, s, c if emb.rank == c else emb.rank, dtype=torch.float64)
+                R, s, c if in_logits else emb.rank, dtype=torch.float64)
             tick = time.perf_counter()
             warm, _ = fit(newton_obj, start, solver="newton", tol=spec.tol)
             times["newton (warm)"] += time.perf_counter() - tick

@@ -30,6 +30,7 @@ CPU_BENCHMARKS = [
     ("bench_budget.py", ["--quick"], []),
     ("bench_ngram_generate.py", ["--quick"], []),
     ("bench_ngram.py", ["--quick"], []),
+    ("bench_functional.py", ["--quick"], []),
     ("bench_sweep.py", None, []),
     ("bench_lm.py", None, []),
 ]

@@ -89,6 +89,16 @@ def test_cli_figure_small(tmp_path, capsys):
     grid = json.loads((tmp_path / "functional_grid.json").read_text())
     assert len(grid["cells"]) == 4
     assert (tmp_path / "functional_figure.png").exists()
+    assert len(list((tmp_path / "cells").glob("cell_*.json"))) == 4
+    # A rerun takes every cell from OUT/cells (one removed is computed again, the same).
+    (tmp_path / "cells" / "cell_d6_lambda0.01.json").unlink()
+    code = main(["functional", "figure", "--out", str(tmp_path), "--dims", "2,6",
+                 "--weight-decays", "0,0.01", "--contexts", "4", "--vocab", "5", "--runs", "6",
+                 "--generations", "5", "--no-progress"])
+    assert code == 0
+    again = json.loads((tmp_path / "functional_grid.json").read_text())
+    strip = [{k: v for k, v in cell.items() if k != "seconds"} for cell in grid["cells"]]
+    assert [{k: v for k, v in cell.items() if k != "seconds"} for cell in again["cells"]] == strip
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

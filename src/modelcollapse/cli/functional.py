@@ -126,7 +126,8 @@ def _summary(result) -> dict:
 
 @command.command("figure")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder for functional_figure.png and functional_grid.json.")
+              help="Folder for functional_figure.png and functional_grid.json; each finished "
+                   "cell is kept in OUT/cells, so a rerun resumes.")
 @click.option("--dims", default="8,16,32,64,81,128,256", show_default=True,
               help="Embedding dimensions d.")
 @click.option("--weight-decays", "weight_decays", default="0,1e-4,1e-2", show_default=True,
@@ -153,7 +154,7 @@ def figure_command(out, dims, weight_decays, progress, **fields) -> None:
         out = check_output_folder(out, "out")
     from ..functional.figure import run_grid, save_grid_figure
 
-    grid = run_grid(base, dims, lams, progress=progress)
+    grid = run_grid(base, dims, lams, progress=progress, cells_dir=Path(out) / "cells")
     remove_stale_temps(out)
     with temp_dir(out / "figure") as stage:
         atomic_write_text(stage / "functional_grid.json", json.dumps(grid, indent=2))

@@ -10,6 +10,7 @@ model's exact restricted mean (:func:`modelcollapse.theory.collapse_time_law`) a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._files import atomic_write_text
 from ..scenarios import FullySynthetic
 from ..theory import collapse_time_law, expected_sigma
 from .loop import build_problem, run, structure_generator
@@ -36,9 +38,13 @@ def _restricted_mean(times: np.ndarray, G: int) -> tuple[float, float]:
 
 
 def run_grid(base: FunctionalSpec, dims: Sequence[int], weight_decays: Sequence[float], *,
-             progress: bool | None = None) -> dict:
+             progress: bool | None = None, cells_dir: str | Path | None = None) -> dict:
     """Simulate ``base`` at every d in ``dims`` and λ in ``weight_decays`` (same seed: same
-    p(0) of family ``logits`` for every d), plus the count model's exact reference."""
+    p(0) of family ``logits`` for every d), plus the count model's exact reference.
+
+    With ``cells_dir``, each finished cell is saved there (one JSON file, written atomically,
+    beside the spec it ran) and a later call with the same specs takes it from there: a grid
+    of many minutes resumes after its last finished cell."""
     started = time.perf_counter()
     seed = base.seed if base.seed is not None else 0
     G, c = base.generations, base.contexts
@@ -52,6 +58,11 @@ def run_grid(base: FunctionalSpec, dims: Sequence[int], weight_decays: Sequence[
         p0 = p0_d if p0 is None else p0
         for lam in weight_decays:
             spec = spec_d.model_copy(update={"weight_decay": float(lam)})
+            saved = _saved_cell(cells_dir, spec)
+            if saved is not None:
+                cells.append(saved)
+                bar.update(1)
+                continue
             tick = time.perf_counter()
             result = run(spec, seed=seed, progress=False)
             sigma, sigma_se = result.mean("sigma")
@@ -74,6 +85,7 @@ def run_grid(base: FunctionalSpec, dims: Sequence[int], weight_decays: Sequence[
                                      "statistical_se": first.statistical_se},
                 "seconds": round(time.perf_counter() - tick, 2),
             })
+            _save_cell(cells_dir, spec, cells[-1])
             bar.update(1)
     bar.close()
     law = collapse_time_law(p0, n=base.n, max_generations=G)
@@ -96,6 +108,27 @@ def run_grid(base: FunctionalSpec, dims: Sequence[int], weight_decays: Sequence[
         "cells": cells,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _cell_path(cells_dir: str | Path, spec: FunctionalSpec) -> Path:
+    return Path(cells_dir) / f"cell_d{spec.dim}_lambda{spec.weight_decay:g}.json"
+
+
+def _saved_cell(cells_dir: str | Path | None, spec: FunctionalSpec) -> dict | None:
+    """A cell saved by an earlier call for this very spec, or None."""
+    if cells_dir is None or not _cell_path(cells_dir, spec).is_file():
+        return None
+    try:
+        saved = json.loads(_cell_path(cells_dir, spec).read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: computed again
+    return saved["cell"] if saved.get("spec") == spec.model_dump(mode="json") else None
+
+
+def _save_cell(cells_dir: str | Path | None, spec: FunctionalSpec, cell: dict) -> None:
+    if cells_dir is not None:
+        atomic_write_text(_cell_path(cells_dir, spec),
+                          json.dumps({"spec": spec.model_dump(mode="json"), "cell": cell}))
 
 
 def save_grid_figure(grid: dict, path: str | Path) -> Path:
