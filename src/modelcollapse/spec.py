@@ -26,7 +26,7 @@ from .metrics import METRICS, resolve_metrics
 from .rng import generator
 from .scenarios import SCENARIOS, Scenario, make_scenario, parameters, required_parameters
 
-__all__ = ["SimulationSpec", "load_spec"]
+__all__ = ["SimulationSpec", "check_scenario_fields", "load_spec"]
 
 #: S0 of family 'target' unless given (the paper's Fig. 3/6 p(0)).
 TARGET_S0 = 0.1
@@ -178,22 +178,7 @@ class SimulationSpec(BaseModel):
                                  "is 1.")
 
     def _check_scenario_fields(self, where: str) -> None:
-        cls = SCENARIOS[self.scenario]
-        takes = {"window_split" if p == "split" else p for p in parameters(cls)}
-        unused = sorted((self.model_fields_set & set(SCENARIO_PARAMETERS)) - takes)
-        if unused:
-            raise ValueError(f"The '{unused[0]}' parameter of {where} means nothing for "
-                             f"scenario '{self.scenario}', which takes "
-                             f"{', '.join(sorted(takes)) or 'no parameter'}.")
-        for field in required_parameters(cls):
-            if getattr(self, field) is None:
-                what = type(self).model_fields[field].description
-                raise ValueError(f"The '{field}' parameter of {where} is required by "
-                                 f"scenario '{self.scenario}' ({what}).")
-        if (self.scenario == "most-recent" and self.window_split == "literal"
-                and self.K > self.n):
-            raise ValueError(house_message("K", f"be at most 'n' ({self.n}) with window_split "
-                                           "'literal'", self.K, where))
+        check_scenario_fields(self, where)
 
     def kept_runs(self, *, streamed: bool = False) -> int:
         """How many runs keep their trajectories; ValueError when they would not fit in
@@ -240,3 +225,25 @@ def load_spec(path: str | Path, **overrides) -> SimulationSpec:
     if isinstance(data.get("metrics"), list):
         data["metrics"] = tuple(data["metrics"])
     return SimulationSpec(**data)
+
+
+def check_scenario_fields(spec: BaseModel, where: str) -> None:
+    """The scenario fields (:data:`SCENARIO_PARAMETERS`) a spec sets: each one taken by its
+    scenario, every one the scenario needs given (shared by every spec that names a
+    scenario: ``simulate``'s, ``functional``'s)."""
+    cls = SCENARIOS[spec.scenario]
+    takes = {"window_split" if p == "split" else p for p in parameters(cls)}
+    unused = sorted((spec.model_fields_set & set(SCENARIO_PARAMETERS)) - takes)
+    if unused:
+        raise ValueError(f"The '{unused[0]}' parameter of {where} means nothing for "
+                         f"scenario '{spec.scenario}', which takes "
+                         f"{', '.join(sorted(takes)) or 'no parameter'}.")
+    for field in required_parameters(cls):
+        if getattr(spec, field) is None:
+            what = type(spec).model_fields[field].description
+            raise ValueError(f"The '{field}' parameter of {where} is required by "
+                             f"scenario '{spec.scenario}' ({what}).")
+    if (spec.scenario == "most-recent" and spec.window_split == "literal"
+            and spec.K > spec.n):
+        raise ValueError(house_message("K", f"be at most 'n' ({spec.n}) with window_split "
+                                       "'literal'", spec.K, where))

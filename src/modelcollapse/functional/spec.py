@@ -12,14 +12,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from .._validation import house_message
-from ..scenarios import SCENARIOS, Scenario, make_scenario, parameters, required_parameters
+from ..scenarios import SCENARIOS, Scenario, make_scenario
+from ..spec import check_scenario_fields
 from .model import EMBEDDINGS, P0_FAMILIES
 from .solvers import SOLVERS
 
 __all__ = ["FunctionalSpec"]
 
 ScenarioName = Literal[tuple(k for k in SCENARIOS if k != "custom")]  # type: ignore[valid-type]
-SCENARIO_PARAMETERS = ("n", "N", "K", "window_split")
 FAMILY_FIELDS = {"S0": ("target",), "zipf_exponent": ("zipf",),
                  "dirichlet_alpha": ("dirichlet",), "p0_scale": ("softmax", "logits")}
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
@@ -106,17 +106,7 @@ class FunctionalSpec(BaseModel):
         return self
 
     def _check_scenario(self, where: str) -> None:
-        cls = SCENARIOS[self.scenario]
-        takes = {"window_split" if p == "split" else p for p in parameters(cls)}
-        unused = sorted((self.model_fields_set & set(SCENARIO_PARAMETERS)) - takes)
-        if unused:
-            raise ValueError(f"The '{unused[0]}' parameter of {where} means nothing for "
-                             f"scenario '{self.scenario}', which takes "
-                             f"{', '.join(sorted(takes)) or 'no parameter'}.")
-        for field in required_parameters(cls):
-            if getattr(self, field) is None:
-                raise ValueError(f"The '{field}' parameter of {where} is required by "
-                                 f"scenario '{self.scenario}'.")
+        check_scenario_fields(self, where)
         self.build_scenario()
 
     @property
