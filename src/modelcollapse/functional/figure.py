@@ -135,14 +135,18 @@ def save_grid_figure(grid: dict, path: str | Path) -> Path:
     """Four panels: restricted mean collapse time vs d/c (a line per λ, count model dashed);
     σ_G vs d/c; σ_m vs m for every cell of the largest and smallest d; the functional and
     statistical parts of ‖p(1) − p(0)‖₁ vs d/c (λ = the grid's smallest)."""
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from ..plots import save_figure
 
     cells, ref, G = grid["cells"], grid["count_model"], grid["generations"]
     lams = sorted({cell["weight_decay"] for cell in cells})
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.0))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(lams)))
+    fig = Figure(figsize=(18, 4.0))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 4)
+    colors = colormaps["viridis"](np.linspace(0, 0.85, len(lams)))
     for lam, color in zip(lams, colors):
         row = sorted((c for c in cells if c["weight_decay"] == lam), key=lambda c: c["dim"])
         x = [c["d_over_c"] for c in row]
