@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 OUTCOMES = ("collapse_time", "absorption_time", "absorbed_token", "collapse_censored",
@@ -32,3 +35,19 @@ def assert_same_result(a, b) -> None:
             np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, err_msg=name)
         else:
             np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A sweep folder's points (without their timings) and generations tables."""
+    points = pd.read_parquet(out / "points.parquet").drop(columns=["elapsed_s", "cpu_s"])
+    return points, pd.read_parquet(out / "generations.parquet")
+
+
+def assert_identical_results(a, b, *, attrs: bool = True) -> None:
+    """Bit for bit: every variable and its dtype, and (``attrs``) the attributes."""
+    assert set(a.data.variables) == set(b.data.variables)
+    for name in a.data.variables:
+        assert a.data[name].dtype == b.data[name].dtype, name
+        np.testing.assert_array_equal(a.data[name].values, b.data[name].values, err_msg=name)
+    if attrs:
+        assert a.data.attrs == b.data.attrs

@@ -22,6 +22,7 @@ import pytest
 from modelcollapse._files import TEMP_SUFFIX
 from modelcollapse.results import Result
 from modelcollapse.sweep import run_sweep
+from result_tables import assert_identical_results, sweep_tables
 from small_figure import reference_figure
 from text_corpus import generated_text
 
@@ -77,13 +78,6 @@ def temporaries(out: Path) -> list[Path]:
     return sorted(out.rglob(f"*{TEMP_SUFFIX}"))
 
 
-def assert_same_result(a: Result, b: Result) -> None:
-    assert set(a.data.variables) == set(b.data.variables)
-    for name in a.data.variables:
-        assert a.data[name].dtype == b.data[name].dtype, name
-        np.testing.assert_array_equal(a.data[name].values, b.data[name].values, err_msg=name)
-
-
 # --- reproduce --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -106,7 +100,8 @@ def test_reproduce_killed_during_a_save_resumes_identically(figure_reference, tm
     assert [c["numbers"] for c in summary["cells"]] == \
         [c["numbers"] for c in reference.summary["cells"]]
     for key, result in reference.results.items():
-        assert_same_result(Result.load(out / "kill" / "results" / f"{key}.zarr"), result)
+        assert_identical_results(Result.load(out / "kill" / "results" / f"{key}.zarr"), result,
+                                 attrs=False)
     assert (out / "report.html").is_file() and (out / "kill" / "kill.png").is_file()
 
 
@@ -125,10 +120,6 @@ n = [20, 40, 80]
 S0 = [0.1, 0.2]
 """
 
-
-def sweep_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    points = pd.read_parquet(out / "points.parquet").drop(columns=["elapsed_s", "cpu_s"])
-    return points, pd.read_parquet(out / "generations.parquet")
 
 
 def test_sweep_killed_with_its_workers_resumes_identically(tmp_path):
@@ -150,8 +141,8 @@ def test_sweep_killed_with_its_workers_resumes_identically(tmp_path):
     for mine, theirs in zip(sweep_tables(out), sweep_tables(reference.out)):
         pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
     for store in sorted(reference.out.glob("points/*/result.zarr")):
-        assert_same_result(Result.load(out / store.relative_to(reference.out)),
-                           Result.load(store))
+        assert_identical_results(Result.load(out / store.relative_to(reference.out)),
+                                 Result.load(store), attrs=False)
 
 
 # --- lm run -----------------------------------------------------------------------------------

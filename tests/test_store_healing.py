@@ -20,6 +20,7 @@ from modelcollapse.experiments.runner import MissingResultError
 from modelcollapse.results import INTEGRITY_ATTR, DamagedResultError, Result
 from modelcollapse.scenarios import FullySynthetic
 from modelcollapse.sweep import SweepInputError, load_sweep_spec, run_sweep
+from result_tables import assert_identical_results, sweep_tables
 from small_figure import reference_figure
 
 # --- damages, each on a Zarr store ------------------------------------------------------------
@@ -41,15 +42,6 @@ def delete_variable(store: Path, variable: str = "sigma_final") -> None:
 DAMAGES = {"deleted chunk": (delete_chunk, "chunk sigma_mean/c/"),
            "garbage chunk": (garbage_chunk, "variable 'count' does not read"),
            "deleted variable": (delete_variable, "variable 'sigma_final' is missing")}
-
-
-def assert_same_result(a: Result, b: Result) -> None:
-    """Bit for bit: every variable, its dtype, and the attributes."""
-    assert set(a.data.variables) == set(b.data.variables)
-    for name in a.data.variables:
-        assert a.data[name].dtype == b.data[name].dtype, name
-        np.testing.assert_array_equal(a.data[name].values, b.data[name].values, err_msg=name)
-    assert a.data.attrs == b.data.attrs
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +120,7 @@ def test_stores_without_a_record_load_and_are_checked_for_their_variables(tmp_pa
     store = small_result.save(tmp_path / "old.zarr")
     group = zarr.open_group(store, mode="r+")
     del group.attrs[INTEGRITY_ATTR]
-    assert_same_result(Result.load(store), small_result)
+    assert_identical_results(Result.load(store), small_result)
     delete_variable(store, "sup_m2")
     with pytest.raises(DamagedResultError, match="variable 'sup_m2' is missing"):
         Result.load(store)
@@ -167,7 +159,8 @@ def test_reproduce_recomputes_damaged_cells_and_replot_names_them(figure_referen
     assert again.summary["simulated_cells"] == ["a", "b", "c"]
     assert err.count("is damaged") == 3 and "simulating it again" in err
     for cell in figure.cells:
-        assert_same_result(Result.load(results / f"{cell.key}.zarr"), reference.results[cell.key])
+        assert_identical_results(Result.load(results / f"{cell.key}.zarr"),
+                                 reference.results[cell.key])
     assert [c["numbers"] for c in again.summary["cells"]] == \
         [c["numbers"] for c in reference.summary["cells"]]
     # Healed: the next rerun simulates nothing, and replot works.
@@ -190,10 +183,6 @@ n = [4, 8, 16]
 """
 
 
-def tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    points = pd.read_parquet(out / "points.parquet").drop(columns=["elapsed_s", "cpu_s"])
-    return points, pd.read_parquet(out / "generations.parquet")
-
 
 def sweep(spec: Path, out: Path):
     with ThreadPoolExecutor(2) as pool:
@@ -209,10 +198,11 @@ def sweep_reference(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def assert_same_sweep(out: Path, reference: Path) -> None:
-    for mine, theirs in zip(tables(out), tables(reference)):
+    for mine, theirs in zip(sweep_tables(out), sweep_tables(reference)):
         pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
     for store in sorted(reference.glob("points/*/result.zarr")):
-        assert_same_result(Result.load(out / store.relative_to(reference)), Result.load(store))
+        assert_identical_results(Result.load(out / store.relative_to(reference)),
+                                 Result.load(store))
     assert not list(out.rglob("*.partial"))
 
 
