@@ -39,7 +39,12 @@ def generator(seed: SeedLike) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64DXSM(np.random.SeedSequence(resolve_entropy(seed))))
 
 
+def keyed_generator(entropy: int, *key: int) -> np.random.Generator:
+    """The stream ``SeedSequence(entropy, spawn_key=key)``: one independent stream per key."""
+    return np.random.Generator(np.random.PCG64DXSM(np.random.SeedSequence(entropy,
+                                                                         spawn_key=key)))
+
+
 def block_generator(entropy: int, block: int, *, stream: int = 0) -> np.random.Generator:
     """The stream of run block ``block``; ``stream`` separates independent uses of one block."""
-    seq = np.random.SeedSequence(entropy, spawn_key=(stream, block))
-    return np.random.Generator(np.random.PCG64DXSM(seq))
+    return keyed_generator(entropy, stream, block)

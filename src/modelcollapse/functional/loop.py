@@ -35,7 +35,7 @@ from .._validation import InputError
 from ..engine.recorder import Recorder, kept_runs, metric_shift
 from ..metrics import METRICS, distribution_metrics
 from ..results import Result, build_result
-from ..rng import resolve_entropy
+from ..rng import keyed_generator, resolve_entropy
 from .history import CountHistory
 from .model import Embeddings, make_embeddings, make_p0
 from .solvers import FitStats, LogitObjective, SoftmaxObjective, fit
@@ -49,8 +49,7 @@ EMBEDDING_STREAM, P0_STREAM = 26, 27
 
 def structure_generator(spec: FunctionalSpec, entropy: int, stream: int) -> np.random.Generator:
     root = spec.distribution_seed if spec.distribution_seed is not None else entropy
-    return np.random.Generator(np.random.PCG64DXSM(
-        np.random.SeedSequence(root, spawn_key=(stream,))))
+    return keyed_generator(root, stream)
 
 
 def build_problem(spec: FunctionalSpec, entropy: int) -> tuple[Embeddings, np.ndarray]:

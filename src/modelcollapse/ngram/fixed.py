@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import InputError
-from ..rng import RUN_BLOCK
+from ..rng import RUN_BLOCK, keyed_generator
 from ..scenarios import Scenario
-from .ragged import RowLayout
+from .table import NgramTable
 
 __all__ = ["UNIT", "ContextHistory", "base_sizes"]
 
@@ -42,9 +42,10 @@ class ContextHistory:
     """What a scenario draws on (:class:`modelcollapse.scenarios.History`), for one block of
     runs of the fixed-contexts loop; samples and models are counts (runs, entries)."""
 
-    def __init__(self, layout: RowLayout, p0: np.ndarray, sizes: np.ndarray,
-                 scenario: Scenario, n_runs: int, entropy: int, block: int):
-        self.layout, self.p0, self.sizes = layout, p0, sizes
+    def __init__(self, p0: NgramTable, sizes: np.ndarray, scenario: Scenario, n_runs: int,
+                 entropy: int, block: int):
+        # p(0)'s entries are every model's layout; p(0) itself is their frequencies (eq. 2).
+        self.layout, self.p0, self.sizes = p0.layout, p0.frequencies, sizes
         self.scenario, self.n_runs = scenario, n_runs
         self.entropy, self.block = entropy, block
         self.models: dict[int, np.ndarray] = {}
@@ -55,8 +56,7 @@ class ContextHistory:
     def generator(self, m: int) -> np.random.Generator:
         """The stream of generation m (0: the fixed corpus): keyed by (seed, block, m), so a
         resumed run draws what an unbroken one would."""
-        seq = np.random.SeedSequence(self.entropy, spawn_key=(STREAM, self.block, m))
-        return np.random.Generator(np.random.PCG64DXSM(seq))
+        return keyed_generator(self.entropy, STREAM, self.block, m)
 
     def begin(self, m: int) -> None:
         self.rng = self.generator(m)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rng import keyed_generator
 from ..scenarios import Scenario
 from .sampler import generate
 from .table import NgramTable
 
-__all__ = ["TextHistory"]
+__all__ = ["TextHistory", "generation_rng", "real_starts"]
 
 #: Random stream of the generative loop (see rng; one generator per generation).
 STREAM = 25
@@ -28,8 +29,14 @@ STREAM = 25
 def generation_rng(entropy: int, m: int, part: int = 0, run: int = 0) -> np.random.Generator:
     """The stream of generation m (0: the fixed real corpus) of run ``run``; ``part``
     separates uses."""
-    seq = np.random.SeedSequence(entropy, spawn_key=(STREAM, run, m, part))
-    return np.random.Generator(np.random.PCG64DXSM(seq))
+    return keyed_generator(entropy, STREAM, run, m, part)
+
+
+def real_starts(train: np.ndarray, count: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, k): k consecutive tokens of the real training text at uniform positions, the
+    first tokens of as many streams."""
+    at = rng.integers(0, train.size - k + 1, size=count)
+    return train[at[:, None] + np.arange(k)[None, :]]
 
 
 class TextHistory:
@@ -56,16 +63,11 @@ class TextHistory:
             return []
         count = max(1, min(self.streams, size // (k + 1)))
         length, extra = divmod(size, count)
-        starts = self.real_starts(count, k, rng)
-        parts = [generate(model, starts, length, rng)]
+        parts = [generate(model, real_starts(self.train, count, k, rng), length, rng)]
         if extra:  # the remainder as one more, shorter stream (kept if it predicts a token)
-            parts.append(generate(model, self.real_starts(1, k, rng), max(extra, k + 1), rng))
+            parts.append(generate(model, real_starts(self.train, 1, k, rng), max(extra, k + 1),
+                                  rng))
         return parts
-
-    def real_starts(self, count: int, k: int, rng: np.random.Generator) -> np.ndarray:
-        """(count, k): k consecutive tokens of the real training text at uniform positions."""
-        at = rng.integers(0, self.train.size - k + 1, size=count)
-        return self.train[at[:, None] + np.arange(k)[None, :]]
 
     def source(self, t: int) -> NgramTable:
         return self.p0 if t == 0 else self.models[t]

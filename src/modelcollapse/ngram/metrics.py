@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import xlogy
 
-from .ragged import RowLayout
 from .table import NgramTable, context_keys
 
 __all__ = ["METRICS", "DenseProbe", "RowProbe", "Validation", "model_metrics",
@@ -111,7 +110,7 @@ def model_metrics(table: NgramTable, counts: np.ndarray, *, probe, first: np.nda
     ``probe`` (:class:`DenseProbe` or :class:`RowProbe`) reads the distributions;
     ``first``, ``true``: p(1) and p(0) as it reads them; ``context_weights`` (contexts,):
     π(c) of the entropy rate (default: the models' own context counts)."""
-    layout = RowLayout(table.offsets)
+    layout = table.layout
     totals = layout.row_sums(counts)
     alive = totals > 0
     support = layout.row_sums((counts > 0).astype(np.int64))
@@ -168,13 +167,9 @@ def cross_entropy(table: NgramTable, counts: np.ndarray,
                   validation: Validation) -> tuple[np.ndarray, np.ndarray]:
     """Witten–Bell cross-entropy (nats/token) of the validation text and the share of its
     tokens whose context each model lacks, (runs,) each."""
-    layout = RowLayout(table.offsets)
+    layout = table.layout
     rows = table.rows(validation.contexts)
-    grams = validation.contexts * table.vocab_size + validation.tokens
-    known = table.grams
-    at = np.minimum(np.searchsorted(known, grams), max(known.size - 1, 0))
-    entry = np.where(known.size and (known[at] == grams), at, -1) if known.size else \
-        np.full(grams.shape, -1)
+    entry = table.entries(validation.contexts * table.vocab_size + validation.tokens)
     uni = unigrams(table, counts)
     ce = np.empty(counts.shape[0])
     unseen = np.empty(counts.shape[0])

@@ -34,7 +34,7 @@ def fixed_contexts_prediction(table: NgramTable, sizes: np.ndarray,
     if sizes.max(initial=0) > LARGEST_SIZE:
         raise ValueError(f"The exact per-context prediction takes S_j ≤ {LARGEST_SIZE}; this "
                          f"table's largest is {int(sizes.max())}: lower the ratio.")
-    p = table.counts / table.totals[table.row_of_entry]
+    p = table.frequencies
     collapsed = np.zeros((table.n_contexts, generations + 1))
     alive = np.zeros((table.n_entries, generations + 1))
     support = table.supports

@@ -23,7 +23,7 @@ from .._validation import InputError
 from ..corpus import load_text
 from ..engine.footprint import check_fits
 from .fixed import ContextHistory, base_sizes, run_blocks
-from .generative import TextHistory, generation_rng
+from .generative import TextHistory, generation_rng, real_starts
 from .metrics import (
     METRICS,
     DenseProbe,
@@ -33,7 +33,6 @@ from .metrics import (
     sample_contexts,
 )
 from .prediction import LARGEST_SIZE, fixed_contexts_prediction
-from .ragged import RowLayout
 from .result import NgramResult, build_result
 from .sampler import generate
 from .spec import NgramSpec
@@ -250,9 +249,7 @@ class _Loop:
                 self.samples[m] = [decode(s) for s in texts[0][: self.spec.samples]]
 
     def write_text(self, table: NgramTable, rng: np.random.Generator) -> np.ndarray:
-        k = table.order
-        at = rng.integers(0, self.prepared.train.size - k + 1, size=EVAL_STREAMS)
-        starts = self.prepared.train[at[:, None] + np.arange(k)[None, :]]
+        starts = real_starts(self.prepared.train, EVAL_STREAMS, table.order, rng)
         return generate(table, starts, EVAL_LENGTH, rng)
 
     def measure_p0(self) -> dict[str, np.ndarray]:
@@ -314,15 +311,13 @@ class _FixedLoop(_Loop):
         p0 = self.prepared.p0
         self.context_weights = p0.totals   # π(c): p(0)'s context frequencies
         self.blocks = run_blocks(self.spec.n_runs)
-        self.layout = RowLayout(p0.offsets)
-        self.p = p0.counts / p0.totals[p0.row_of_entry]
 
     def units(self) -> int:
         return len(self.blocks)
 
     def history(self, unit: int) -> ContextHistory:
-        return ContextHistory(self.layout, self.p, self.sizes, self.scenario,
-                              self.blocks[unit][1], self.spec.seed, unit)
+        return ContextHistory(self.prepared.p0, self.sizes, self.scenario, self.blocks[unit][1],
+                              self.spec.seed, unit)
 
     def measure_model(self, m: int, model: np.ndarray) -> None:
         p0 = self.prepared.p0

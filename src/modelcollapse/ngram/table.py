@@ -17,6 +17,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .ragged import RowLayout
+
 __all__ = ["NgramTable", "context_keys", "largest_order"]
 
 _KEY_LIMIT = np.iinfo(np.int64).max
@@ -94,9 +96,14 @@ class NgramTable:
         return int(self.tokens.size)
 
     @cached_property
+    def layout(self) -> RowLayout:
+        """The rows' layout over the entries (row sums, draws per row: :mod:`.ragged`)."""
+        return RowLayout(self.offsets)
+
+    @property
     def row_of_entry(self) -> np.ndarray:
         """(entries,) the row each entry belongs to."""
-        return np.repeat(np.arange(self.n_contexts), np.diff(self.offsets))
+        return self.layout.row_of_entry
 
     @cached_property
     def grams(self) -> np.ndarray:
@@ -106,8 +113,12 @@ class NgramTable:
     @cached_property
     def totals(self) -> np.ndarray:
         """|C_j|: training samples per context, (contexts,)."""
-        return np.add.reduceat(self.counts, self.offsets[:-1]) if self.n_entries \
-            else np.zeros(0, np.int64)
+        return self.layout.row_sums(self.counts)
+
+    @cached_property
+    def frequencies(self) -> np.ndarray:
+        """(entries,) the fitted model (eq. 2): each entry's count over its context's."""
+        return self.counts / self.totals[self.row_of_entry]
 
     @cached_property
     def supports(self) -> np.ndarray:
@@ -122,20 +133,17 @@ class NgramTable:
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         """Row of each context key, −1 for a context the table has not seen."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if not self.n_contexts:
-            return np.full(keys.shape, -1, np.int64)
-        at = np.minimum(np.searchsorted(self.keys, keys), self.n_contexts - 1)
-        return np.where(self.keys[at] == keys, at, -1)
+        return _positions(self.keys, keys)
+
+    def entries(self, grams: np.ndarray) -> np.ndarray:
+        """Entry of each n-gram key, −1 for an n-gram the table has not seen."""
+        return _positions(self.grams, grams)
 
     def gram_counts(self, grams: np.ndarray) -> np.ndarray:
         """Count of each n-gram key (0 where unseen)."""
-        grams = np.asarray(grams, dtype=np.int64)
-        known = self.grams
-        if not known.size:
-            return np.zeros(grams.shape, np.int64)
-        at = np.minimum(np.searchsorted(known, grams), known.size - 1)
-        return np.where(known[at] == grams, self.counts[at], 0)
+        at = self.entries(grams)
+        return np.where(at >= 0, self.counts[np.maximum(at, 0)], 0) if self.n_entries \
+            else np.zeros(at.shape, np.int64)
 
     def merge(self, other: NgramTable) -> NgramTable:
         """The table of both tables' data together (counts add)."""
@@ -146,16 +154,6 @@ class NgramTable:
         unique, inverse = np.unique(grams, return_inverse=True)
         return NgramTable.from_grams(unique, np.bincount(inverse, weights=counts).astype(np.int64),
                                      self.order, self.vocab_size)
-
-    def probabilities(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Dense next-token distributions (vocab,) of a few ``rows`` (for plots and L1)."""
-        out = []
-        for j in np.asarray(rows):
-            p = np.zeros(self.vocab_size)
-            a, b = self.offsets[j], self.offsets[j + 1]
-            p[self.tokens[a:b]] = self.counts[a:b] / self.counts[a:b].sum()
-            out.append(p)
-        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The table as named arrays (for checkpoints); :meth:`from_arrays` reads them back."""
@@ -169,6 +167,15 @@ class NgramTable:
         return cls(order, vocab_size, np.asarray(arrays["keys"], np.int64),
                    np.asarray(arrays["offsets"], np.int64), np.asarray(arrays["tokens"], np.int32),
                    np.asarray(arrays["counts"], np.int64))
+
+
+def _positions(known: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Index of each of ``keys`` in the sorted unique array ``known``, −1 where absent."""
+    keys = np.asarray(keys, dtype=np.int64)
+    if not known.size:
+        return np.full(keys.shape, -1, np.int64)
+    at = np.minimum(np.searchsorted(known, keys), known.size - 1)
+    return np.where(known[at] == keys, at, -1)
 
 
 def _gram_keys(stream: np.ndarray, order: int, vocab_size: int) -> np.ndarray:
